@@ -1,0 +1,52 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+RESIDENTS ?= 1000
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run serve migrate demo test test-pg check fmt bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/phr db upgrade
+
+demo: migrate
+	$(BIN)/phr demo load --residents $(RESIDENTS)
+
+# Set up, migrate, load the demo city (once; re-running changes nothing) and serve.
+run: demo
+	@$(BIN)/python -m phr.banner --host $(HOST) --port $(PORT)
+	$(BIN)/phr serve --host $(HOST) --port $(PORT)
+
+serve: install
+	$(BIN)/phr serve --host $(HOST) --port $(PORT)
+
+# The whole suite. PHR_TEST_DATABASE_URL=postgresql+psycopg://... runs it on PostgreSQL.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy phr fhir_gateway consent
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The FHIR gateway: where records come in (clinics, municipalities, insurers) and go out."""

@@ -1,0 +1,1 @@
+"""FHIR operations: one file per ``$operation``."""

@@ -1,0 +1,120 @@
+"""The web application: FHIR API, OAuth2, and (later) the resident and staff pages."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from phr import __version__
+from phr.errors import PHRError, ServiceUnavailable
+from phr.settings import get_settings
+
+log = logging.getLogger("phr")
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path.startswith("/fhir")
+
+
+def _render(request: Request, exc: PHRError) -> Response:
+    if _is_fhir(request):
+        return JSONResponse(
+            exc.operation_outcome(),
+            status_code=exc.status_code,
+            headers=exc.headers,
+            media_type="application/fhir+json",
+        )
+    return JSONResponse(exc.json_body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    settings.check_production()
+    app = FastAPI(
+        title="Tsukuba PHR",
+        version=__version__,
+        description="Lifelong personal health record: FHIR gateway, PHR and trust service.",
+    )
+
+    @app.exception_handler(PHRError)
+    async def phr_error(request: Request, exc: PHRError) -> Response:
+        return _render(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        from phr.errors import InvalidInput, issue
+
+        issues = [
+            issue(str(e.get("msg")), expression=".".join(str(x) for x in e.get("loc", ())))
+            for e in exc.errors()[:20]
+        ]
+        return _render(request, InvalidInput("invalid request", issues=issues))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        from phr.errors import PHRError as Base
+
+        err = Base(str(exc.detail))
+        err.status_code = exc.status_code
+        err.code = "not-found" if exc.status_code == 404 else "exception"
+        err.error = "not_found" if exc.status_code == 404 else "http_error"
+        return _render(request, err)
+
+    @app.exception_handler(OperationalError)
+    async def db_down(request: Request, exc: OperationalError) -> Response:
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return _render(request, ServiceUnavailable())
+
+    @app.exception_handler(DBAPIError)
+    async def db_error(request: Request, exc: DBAPIError) -> Response:
+        if exc.connection_invalidated:
+            return _render(request, ServiceUnavailable())
+        log.exception("database error")
+        err = PHRError("internal error")
+        err.status_code, err.code, err.error = 500, "exception", "internal_error"
+        return _render(request, err)
+
+    from consent.identity import oauth
+    from fhir_gateway.api import endpoints
+    from fhir_gateway.api.operations import everything
+
+    app.include_router(oauth.router)
+    for op in _operation_routers():
+        app.include_router(op)
+    app.include_router(everything.router)
+    app.include_router(endpoints.router)
+
+    @app.get("/health", tags=["platform"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        base = settings.base_url.rstrip("/")
+        return (
+            "<!doctype html><html lang=ja><meta charset=utf-8><title>Tsukuba PHR</title>"
+            "<h1>つくば PHR — Tsukuba lifelong health record</h1><ul>"
+            f"<li><a href='{base}/fhir/metadata'>FHIR CapabilityStatement</a></li>"
+            f"<li><a href='{base}/docs'>API documentation (OpenAPI)</a></li>"
+            f"<li><a href='{base}/.well-known/smart-configuration'>SMART configuration</a></li>"
+            "</ul></html>"
+        )
+
+    return app
+
+
+def _operation_routers() -> list:  # type: ignore[type-arg]
+    """Operation routers that exist in this build (mounted before the generic routes)."""
+    routers = []
+    try:
+        from fhir_gateway.api.operations import summary
+
+        routers.append(summary.router)
+    except ImportError:  # pragma: no cover - until $summary lands
+        pass
+    return routers

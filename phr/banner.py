@@ -1,0 +1,46 @@
+"""What ``make run`` prints before serving: where to click and how to sign in."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from phr.settings import get_settings
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", default=8000, type=int)
+    args = ap.parse_args()
+    base = f"http://{args.host}:{args.port}"
+    creds_path = get_settings().data_dir / "demo-credentials.json"
+    print()
+    print("Tsukuba PHR is starting")
+    print(f"  home page              {base}/")
+    print(f"  FHIR API               {base}/fhir  (CapabilityStatement: {base}/fhir/metadata)")
+    print(f"  API docs (OpenAPI)     {base}/docs")
+    print(f"  SMART configuration    {base}/.well-known/smart-configuration")
+    print(f"  OAuth2 token endpoint  {base}/oauth/token")
+    if creds_path.exists():
+        creds = json.loads(creds_path.read_text())
+        print(f"\nDemo credentials ({creds_path}):")
+        for c in creds.get("clients", [])[:12]:
+            print(
+                f"  {c['kind']:<14} {c['organization']:<28} client_id={c['client_id']}  "
+                f"client_secret={c['client_secret']}"
+            )
+        first = creds.get("clients", [{}])[0]
+        if first:
+            print("\nTry it:")
+            print(
+                f"  TOKEN=$(curl -s -u {first['client_id']}:{first['client_secret']} "
+                f"-d grant_type=client_credentials {base}/oauth/token | "
+                "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+            )
+            print(f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Patient?_count=5'")
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Database engine, sessions and the declarative base shared by every package.
+
+One transaction per request or job: services only ``flush``; whoever opened the
+session (the request dependency or a CLI job) commits or rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import JSON, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from phr.settings import Settings, get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSON everywhere, JSONB on PostgreSQL.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(settings: Settings | None = None, url: str | None = None) -> Engine:
+    settings = settings or get_settings()
+    url = url or settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.ensure_dirs()
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+
+
+_engine: Engine | None = None
+_factory: sessionmaker[Session] | None = None
+
+
+def get_engine() -> Engine:
+    global _engine, _factory
+    if _engine is None:
+        _engine = make_engine()
+        _factory = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def set_engine(engine: Engine | None) -> None:
+    """Point the process at another engine (tests, CLI with an explicit URL)."""
+    global _engine, _factory
+    _engine = engine
+    _factory = sessionmaker(engine, expire_on_commit=False) if engine is not None else None
+
+
+def set_session_factory(factory: sessionmaker[Session] | None) -> None:
+    """Tests bind sessions to one connection whose outer transaction is rolled back."""
+    global _factory
+    _factory = factory
+
+
+def session_factory() -> sessionmaker[Session]:
+    if _factory is not None:
+        return _factory
+    get_engine()
+    assert _factory is not None
+    return _factory
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """One unit of work for a job: commit on success, roll back on any error."""
+    session = session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _run_after_rollback(session)
+        raise
+    finally:
+        session.close()
+
+
+def after_rollback(session: Session, action: Callable[[Session], None]) -> None:
+    """Run ``action`` in a fresh transaction if this unit of work is rolled back.
+
+    The access log uses it: a denied read must be recorded even though the request
+    that attempted it fails and its transaction is undone.
+    """
+    session.info.setdefault("after_rollback", []).append(action)
+
+
+def _run_after_rollback(session: Session) -> None:
+    actions = session.info.pop("after_rollback", [])
+    if not actions:
+        return
+    try:
+        for action in actions:
+            action(session)
+        session.commit()
+    except Exception:  # pragma: no cover - the original error matters more
+        session.rollback()
+
+
+def get_session() -> Iterator[Session]:
+    """FastAPI dependency: one transaction per request."""
+    with transaction() as session:
+        yield session

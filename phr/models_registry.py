@@ -1,0 +1,10 @@
+"""Imports every package's tables so that Alembic and the tests see one MetaData."""
+
+from __future__ import annotations
+
+import consent.models  # noqa: F401
+import fhir_gateway.models  # noqa: F401
+import phr.store.models  # noqa: F401
+from phr.db import Base
+
+metadata = Base.metadata

@@ -1,0 +1,101 @@
+"""Settings from the environment (prefix ``PHR_``).
+
+Defaults work on a fresh machine: a SQLite file and generated development keys under
+``PHR_DATA_DIR`` (``var/``). In production (``PHR_ENV=production``) the process refuses to
+start unless the keys and the database are given explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(RuntimeError):
+    """The deployment is misconfigured; the process must not start."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHR_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    # Keyed hash for My Number linking. In production it must come from the environment
+    # (or a secret store feeding it); in development a random key is kept in data_dir.
+    mynumber_hmac_key: str | None = Field(default=None, repr=False)
+    # PEM private key that signs access tokens; generated in development.
+    jwt_private_key_file: Path | None = None
+    access_token_ttl_seconds: int = 300
+    max_bundle_entries: int = 20_000
+    max_request_bytes: int = 64 * 1024 * 1024
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    demo_mode: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'phr.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # filesystems without modes
+            self.keys_dir.chmod(0o700)
+
+    def check_production(self) -> None:
+        """Refuse to run in production with development defaults."""
+        if self.env != "production":
+            return
+        missing = []
+        if not self.database_url:
+            missing.append("PHR_DATABASE_URL")
+        if not self.mynumber_hmac_key:
+            missing.append("PHR_MYNUMBER_HMAC_KEY")
+        if not self.jwt_private_key_file:
+            missing.append("PHR_JWT_PRIVATE_KEY_FILE")
+        if self.demo_mode:
+            missing.append("PHR_DEMO_MODE=false")
+        if missing:
+            raise ConfigurationError(
+                "production mode needs explicit configuration: " + ", ".join(missing)
+            )
+
+    def mynumber_key(self) -> bytes:
+        """The HMAC key for My Number hashing (generated once in development)."""
+        if self.mynumber_hmac_key:
+            return self.mynumber_hmac_key.encode()
+        if self.env == "production":
+            raise ConfigurationError("PHR_MYNUMBER_HMAC_KEY is required in production")
+        self.ensure_dirs()
+        path = self.keys_dir / "mynumber-hmac.key"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()
