@@ -33,6 +33,9 @@ class Base(DeclarativeBase):
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin: the module's
+    # own lazy BEGIN (only before DML) would make a SAVEPOINT commit for real.
+    dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -48,6 +51,7 @@ def make_engine(settings: Settings | None = None, url: str | None = None) -> Eng
         settings.ensure_dirs()
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
 
