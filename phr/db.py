@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -126,6 +127,14 @@ def _run_after_rollback(session: Session) -> None:
 
 
 def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one transaction per request."""
+    """FastAPI dependency: one transaction per request.
+
+    Always declare it through :data:`SessionDep` (scope "function"): the commit must happen
+    before the response is sent, so that nothing acknowledged can be lost and a failed
+    commit is reported to the client instead of after the fact.
+    """
     with transaction() as session:
         yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

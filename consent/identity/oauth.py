@@ -59,7 +59,7 @@ from consent.actors import Actor, scope_allows
 from consent.identity import keys
 from consent.identity.clients import verify_secret
 from consent.models import OAuthClient, Organization
-from phr.db import get_session
+from phr.db import SessionDep
 from phr.errors import Forbidden, NotAuthenticated
 from phr.settings import Settings, get_settings
 
@@ -451,7 +451,7 @@ def decode_access_token(session: Session, token: str, settings: Settings | None 
 # --------------------------------------------------------------------------- dependencies
 
 
-def current_actor(request: Request, session: Annotated[Session, Depends(get_session)]) -> Actor:
+def current_actor(request: Request, session: SessionDep) -> Actor:
     """FastAPI dependency: the actor of the request's ``Authorization: Bearer`` token."""
     authorization = request.headers.get("authorization")
     if not authorization:
@@ -532,7 +532,7 @@ async def _read_token_request(request: Request) -> TokenHTTPRequest | OAuth2Erro
     response_class=JSONResponse,
 )
 async def token_endpoint(
-    request: Request, session: Annotated[Session, Depends(get_session)]
+    request: Request, session: SessionDep
 ) -> Response:
     server = PHRAuthorizationServer(session)
     http = await _read_token_request(request)

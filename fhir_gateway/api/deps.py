@@ -6,16 +6,16 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose
 from consent.identity.oauth import current_actor
 from fhir_gateway.validation import known_type
-from phr.db import get_session
+from phr.db import SessionDep
 from phr.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from phr.settings import get_settings
 
-SessionDep = Annotated[Session, Depends(get_session)]
+__all__ = ["ActorDep", "PurposeDep", "SessionDep", "check_type", "json_body"]
+
 ActorDep = Annotated[Actor, Depends(current_actor)]
 
 PURPOSE_HEADER = "X-Purpose-Of-Use"
