@@ -8,6 +8,7 @@ Records whose type has no key here are never merged.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 
@@ -72,6 +73,17 @@ def fact_key(resource: dict[str, Any]) -> str | None:
         ]
     elif t == "AllergyIntolerance":
         key = [_code(resource.get("code"))]
+    elif t == "DiagnosticReport":
+        # The same report groups the same results. Result references are platform ids by
+        # now (results merged across sources share ids), so a report whose results differ
+        # in any value is a different report.
+        results = sorted(r.get("reference", "") for r in resource.get("result", []) or [])
+        digest = hashlib.sha256("\n".join(results).encode()).hexdigest()[:32]
+        key = [
+            _code(resource.get("code")),
+            _day(resource.get("effectiveDateTime") or resource.get("effectivePeriod")),
+            digest,
+        ]
     elif t == "Procedure":
         key = [
             _code(resource.get("code")),

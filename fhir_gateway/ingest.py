@@ -52,6 +52,7 @@ __all__ = [
     "process_bundle",
     "store_records",
     "upsert_person",
+    "write_provenance",
 ]
 
 JP_INSURANCE_PREFIX = "urn:oid:1.2.392.100495.20.3.61"  # JP Core 被保険者個人識別子
@@ -146,16 +147,50 @@ def _fact_matches(
 def plan_ids(
     session: Session, org: str, records: Sequence[SourceRecord]
 ) -> tuple[dict[int, str], dict[tuple[str, str], tuple[ResourceSource, str, int]]]:
-    """Platform id for each record: its earlier id, or a fresh one."""
+    """Platform id for each record: its earlier id, or a fresh one.
+
+    A source's ids are its own: a record the source has not sent before always gets a
+    fresh platform id, whatever id it carries (two clinics may both have an
+    ``Observation/1``). The one exception is a source writing back a resource by the
+    platform id it was given (read, change, ``PUT``): if that resource is one this source
+    contributed, the write updates it.
+    """
     keys = [(r.resource["resourceType"], r.source_key) for r in records]
     existing = _existing_sources(session, org, keys)
+    missing = [
+        (key, str(records[i].resource["id"]))
+        for i, key in enumerate(keys)
+        if key not in existing and records[i].resource.get("id")
+    ]
+    if missing:
+        own = _own_by_platform_id(session, org, [(k[0], pid) for k, pid in missing])
+        for key, pid in missing:
+            if (key[0], pid) in own:
+                existing[key] = own[(key[0], pid)]
     ids: dict[int, str] = {}
     for i, key in enumerate(keys):
-        if key in existing:
-            ids[i] = existing[key][1]
-        else:
-            ids[i] = records[i].resource.get("id") or repo.new_id()
+        ids[i] = existing[key][1] if key in existing else repo.new_id()
     return ids, existing
+
+
+def _own_by_platform_id(
+    session: Session, org: str, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[ResourceSource, str, int]]:
+    """(type, platform id) -> this source's row for resources it contributed."""
+    out: dict[tuple[str, str], tuple[ResourceSource, str, int]] = {}
+    for i in range(0, len(wanted), repo.CHUNK):
+        chunk = list(wanted[i : i + repo.CHUNK])
+        rows = session.execute(
+            select(ResourceSource, Resource.id, Resource.version_id)
+            .join(Resource, Resource.pk == ResourceSource.resource_pk)
+            .where(
+                ResourceSource.organization_id == org,
+                tuple_(Resource.resource_type, Resource.id).in_(chunk),
+            )
+        ).all()
+        for src, rid, ver in rows:
+            out.setdefault((src.resource_type, rid), (src, rid, ver))
+    return out
 
 
 def store_records(
@@ -262,15 +297,19 @@ def store_records(
         session.execute(insert(ResourceSource), new_sources)
     result.outcomes = [outcomes[i] for i in range(len(records))]
     if provenance:
-        _provenance(session, organization_id, result.outcomes, import_id, now)
+        write_provenance(session, organization_id, result.outcomes, import_id, now)
     session.flush()
     return result
 
 
-def _provenance(
+def write_provenance(
     session: Session, org: str, outcomes: Sequence[Outcome], import_id: str | None, now: Any
 ) -> None:
-    """One Provenance per resident per import: which source, when received."""
+    """One Provenance per resident per import: which source, when received.
+
+    Importers that write a file in several ``store_records`` calls pass
+    ``provenance=False`` there and call this once with all the outcomes.
+    """
     by_resident: dict[str | None, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         if o.status in ("created", "updated", "merged") and o.resource_type != "Provenance":
@@ -344,14 +383,9 @@ def upsert_person(
         i for i in incoming.get("identifier", []) if i.get("system") not in MYNUMBER_SYSTEMS
     ]
     if golden:
-        old = orjson.loads(golden)
-        merged_ids = list(old.get("identifier", []))
-        for ident in incoming["identifier"]:
-            if ident not in merged_ids:
-                merged_ids.append(ident)
-        incoming["identifier"] = merged_ids
-        if "link" in old and "link" not in incoming:
-            incoming["link"] = old["link"]
+        incoming = _merge_golden(orjson.loads(golden), incoming)
+    if not incoming["identifier"]:
+        incoming.pop("identifier")
     incoming["id"] = rid
     records = [
         SourceRecord(source_key, incoming, source_hash=_hash(patient if patient else incoming))
@@ -365,6 +399,27 @@ def upsert_person(
         existing=_existing_sources(session, organization_id, [("Patient", source_key)]),
     )
     return resolution
+
+
+def _merge_golden(old: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    """The resident's Patient after a source's update.
+
+    What the source sends wins; what it does not send is kept (a clinic's bundle must not
+    erase the kana reading or the address the city sent). Identifiers and names are
+    unions, since every source's number and every written form of the name stay true.
+    """
+    out = dict(old)
+    out.pop("meta", None)
+    out.update({k: v for k, v in incoming.items() if k not in ("identifier", "name")})
+    for key in ("identifier", "name"):
+        merged = list(old.get(key, []))
+        for item in incoming.get(key, []):
+            if item not in merged:
+                merged.append(item)
+        if merged:
+            out[key] = merged
+    out.setdefault("identifier", [])
+    return out
 
 
 def _patient_from(demo: Demographics | None) -> dict[str, Any]:
@@ -693,6 +748,15 @@ def _remember(refmap: dict[str, str], e: _Entry, platform_id: str) -> None:
 
 
 def _resolver(session: Session, org: str, refmap: dict[str, str]) -> Callable[[str], str | None]:
+    """Map a source's reference to a platform reference; ``None`` if it cannot resolve.
+
+    In order: entries of this bundle (fullUrl, ``Type/id``), conditional references
+    resolved against this source's own records, this source's earlier records by its own
+    id, then platform ids of records this source contributed or of shared reference data
+    (Organization, Practitioner, ... — no resident key). A reference to a Patient must
+    resolve: it decides whose record this is. Other unresolvable references are kept as
+    sent (FHIR allows references to things the server does not hold).
+    """
     cache: dict[str, str | None] = {}
 
     def resolve(ref: str) -> str | None:
@@ -711,22 +775,33 @@ def _resolver(session: Session, org: str, refmap: dict[str, str]) -> Callable[[s
             out = f"{rtype}/{hits[0][0]}" if len(hits) == 1 else None
         else:
             parts = ref.rstrip("/").split("/")
+            if "_history" in parts:
+                parts = parts[: parts.index("_history")]
             if len(parts) >= 2:
                 rtype, key = parts[-2], parts[-1]
                 src = _existing_sources(session, org, [(rtype, key)])
                 if (rtype, key) in src:
                     out = f"{rtype}/{src[(rtype, key)][1]}"
+                elif _visible_platform_id(session, org, rtype, key):
+                    out = f"{rtype}/{key}"
                 else:
-                    exists = session.execute(
-                        select(Resource.pk).where(
-                            Resource.resource_type == rtype, Resource.id == key
-                        )
-                    ).first()
-                    out = f"{rtype}/{key}" if exists else ref
+                    out = None if rtype == "Patient" else ref
         cache[ref] = out
         return out
 
     return resolve
+
+
+def _visible_platform_id(session: Session, org: str, rtype: str, rid: str) -> bool:
+    row = session.execute(
+        select(Resource.pk).where(
+            Resource.resource_type == rtype,
+            Resource.id == rid,
+            Resource.deleted.is_(False),
+            (Resource.resident_id.is_(None)) | _own_clause(org),
+        )
+    ).first()
+    return row is not None
 
 
 def _rewrite(node: Any, resolve: Callable[[str], str | None], where: str) -> None:

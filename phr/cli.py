@@ -209,15 +209,20 @@ def gateway_pull(
     org_id: str, base_url: str, types: tuple[str, ...], since: str | None, token: str | None
 ) -> None:
     """Pull records from a clinic's FHIR server, following next links, with retries."""
-    from fhir_gateway.sources.pull import pull
+    from fhir_gateway.sources.pull import PullError, pull
 
-    report = pull(
-        organization_id=org_id,
-        base_url=base_url,
-        types=list(types) or None,
-        since=since,
-        token=token,
-    )
+    try:
+        report = pull(
+            organization_id=org_id,
+            base_url=base_url,
+            types=list(types) or None,
+            since=since,
+            token=token,
+        )
+    except PullError as exc:
+        click.echo(exc.report.summary(), err=True)
+        click.echo(f"pull stopped: {exc}", err=True)
+        sys.exit(1)
     click.echo(report.summary())
 
 

@@ -531,9 +531,7 @@ async def _read_token_request(request: Request) -> TokenHTTPRequest | OAuth2Erro
     summary="OAuth 2.0 token endpoint (client credentials)",
     response_class=JSONResponse,
 )
-async def token_endpoint(
-    request: Request, session: SessionDep
-) -> Response:
+async def token_endpoint(request: Request, session: SessionDep) -> Response:
     server = PHRAuthorizationServer(session)
     http = await _read_token_request(request)
     if isinstance(http, OAuth2Error):

@@ -253,3 +253,63 @@ class TestIdentity:
                 assert number not in json.dumps(
                     {c.name: str(getattr(row, c.name)) for c in model.__table__.columns}
                 )
+
+
+class TestSourceIdSpaces:
+    def test_two_clinics_with_the_same_ids_do_not_touch_each_others_records(
+        self, session: Session
+    ) -> None:
+        def bundle(mrn: str, value: float) -> dict:
+            e = observation_entry("22222222-2222-4222-8222-222222222222", value=value)
+            e["fullUrl"] = "http://clinic.example/fhir/Observation/obs-1"
+            e["resource"]["id"] = "obs-1"
+            e["request"] = {"method": "PUT", "url": "Observation/obs-1"}
+            return patient_bundle(mrn=mrn, family="別人", given=mrn, extra=[e])
+
+        a = process_bundle(session, bundle("A-1", 5.0), actor=clinic(session, "clinic-a"))
+        b = process_bundle(session, bundle("B-1", 9.0), actor=clinic(session, "clinic-b"))
+        oa, ob = location_id(a["entry"][1]), location_id(b["entry"][1])
+        assert oa != ob and "obs-1" not in (oa, ob)
+        row = session.execute(repo.current_statement("Observation", oa)).scalar_one()
+        assert row.version_id == 1 and repo.load_json(row.content)["valueQuantity"]["value"] == 5
+        assert row.resident_id == location_id(a["entry"][0])
+
+    def test_a_clinic_cannot_file_records_under_another_clinics_patient(
+        self, session: Session
+    ) -> None:
+        a = process_bundle(session, patient_bundle(mrn="A-1"), actor=clinic(session, "clinic-a"))
+        theirs = location_id(a["entry"][0])
+        e = observation_entry("22222222-2222-4222-8222-222222222222")
+        e["resource"]["subject"] = {"reference": f"Patient/{theirs}"}
+        with pytest.raises(UnprocessableResource):
+            process_bundle(
+                session,
+                {"resourceType": "Bundle", "type": "transaction", "entry": [e]},
+                actor=clinic(session, "clinic-b"),
+            )
+
+    def test_a_clinic_updates_its_record_by_the_platform_id_it_was_given(
+        self, session: Session
+    ) -> None:
+        actor = clinic(session)
+        out = process_bundle(
+            session,
+            patient_bundle(extra=[observation_entry("22222222-2222-4222-8222-222222222222")]),
+            actor=actor,
+        )
+        oid = location_id(out["entry"][1])
+        row = session.execute(repo.current_statement("Observation", oid)).scalar_one()
+        body = repo.load_json(row.content)
+        body["valueQuantity"]["value"] = 9.9
+        again = process_bundle(
+            session,
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {"resource": body, "request": {"method": "PUT", "url": f"Observation/{oid}"}}
+                ],
+            },
+            actor=actor,
+        )
+        assert again["entry"][0]["response"]["location"] == f"Observation/{oid}/_history/2"
