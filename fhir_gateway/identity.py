@@ -266,18 +266,10 @@ def _link_all(
     for kind, system, value in ids:
         if (kind, system, value) in skip:
             continue
+        valid_to = None
+        start = ident.insurance_from if kind == "insurance" else None
         if kind == "insurance":
-            # A new insurance number of a known resident ends the previous one of the
-            # same kind (資格異動): history is kept, not overwritten.
-            for prev in session.scalars(
-                select(IdentityLink).where(
-                    IdentityLink.resident_id == resident_id,
-                    IdentityLink.kind == "insurance",
-                    IdentityLink.valid_to.is_(None),
-                )
-            ):
-                if (prev.system, prev.value) != (system, value):
-                    prev.valid_to = ident.insurance_from or now.date()
+            valid_to = _close_insurance(session, resident_id, system, value, start or now.date())
         session.add(
             IdentityLink(
                 resident_id=resident_id,
@@ -285,11 +277,36 @@ def _link_all(
                 system=system,
                 value=value,
                 organization_id=ident.organization_id,
-                valid_from=ident.insurance_from if kind == "insurance" else None,
+                valid_from=start,
+                valid_to=valid_to,
                 created_at=now,
             )
         )
     session.flush()
+
+
+def _close_insurance(
+    session: Session, resident_id: str, system: str, value: str, start: date
+) -> date | None:
+    """Keep the insurance history (資格異動) in order when a new number arrives.
+
+    A number starting on ``start`` ends the open numbers that began before it. A number
+    learned late (a backfill from an older file) ends where the next known one begins,
+    and does not end the current one. Returns the new number's end, if any.
+    """
+    later: list[date] = []
+    for prev in session.scalars(
+        select(IdentityLink).where(
+            IdentityLink.resident_id == resident_id, IdentityLink.kind == "insurance"
+        )
+    ):
+        if (prev.system, prev.value) == (system, value):
+            continue
+        if prev.valid_from is not None and prev.valid_from > start:
+            later.append(prev.valid_from)
+        elif prev.valid_to is None or prev.valid_to > start:
+            prev.valid_to = start
+    return min(later) if later else None
 
 
 def _demographic_candidate(session: Session, demo: Demographics | None) -> str | None:
