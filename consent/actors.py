@@ -26,14 +26,17 @@ PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 
 @dataclass(frozen=True)
 class Actor:
-    kind: Literal["organization", "resident", "system", "staff"]
+    kind: Literal["organization", "resident", "system", "staff", "trusted_person"]
     client_id: str | None = None
     organization_id: str | None = None
     organization_kind: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     resident_id: str | None = None
     user_id: str | None = None
-    role: str | None = None
+    role: str | None = None  # doctor nurse pharmacist paramedic clerk analyst administrator
+    # The platform service or module acting (e.g. "acp", "triage", "shelter"); a service
+    # without an approved privacy impact assessment gets nothing.
+    service: str | None = None
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -108,13 +108,22 @@ def create_app() -> FastAPI:
     return app
 
 
-def _operation_routers() -> list:  # type: ignore[type-arg]
-    """Operation routers that exist in this build (mounted before the generic routes)."""
-    routers = []
-    try:
-        from fhir_gateway.api.operations import summary
+# Routers mounted before the generic FHIR routes, so that their fixed paths win.
+ROUTERS = (
+    "consent.identity.oidc",
+    "consent.staff.endpoints",
+    "consent.pia.endpoints",
+    "consent.audit_endpoints",
+    "consent.policy.endpoints",
+    "fhir_gateway.api.operations.summary",
+)
 
-        routers.append(summary.router)
-    except ImportError:  # pragma: no cover - until $summary lands
-        pass
-    return routers
+
+def _operation_routers() -> list[APIRouter]:
+    import importlib
+
+    out = []
+    for name in ROUTERS:
+        module = importlib.import_module(name)
+        out.append(module.router)
+    return out

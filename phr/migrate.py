@@ -17,7 +17,7 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
+def upgrade(engine: Engine | None = None, revision: str = "heads") -> None:
     cfg = alembic_config()
     if engine is None:
         command.upgrade(cfg, revision)

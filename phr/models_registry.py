@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import consent.identity.models  # noqa: F401
 import consent.models  # noqa: F401
+import consent.pia.models  # noqa: F401
+import consent.policy.models  # noqa: F401
+import consent.staff.models  # noqa: F401
 import fhir_gateway.models  # noqa: F401
 import phr.store.models  # noqa: F401
 from phr.db import Base

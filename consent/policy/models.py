@@ -1,0 +1,3 @@
+"""Tables of the consent engine (rules extracted from Consent resources)."""
+
+from __future__ import annotations
