@@ -1,27 +1,79 @@
-"""The consent engine: turns (actor, purpose) into a SQL condition on the store.
+"""The consent engine: (who, which organisation, role, purpose, resident, data) -> permit
+or deny, as a SQL condition that the choke point puts into every query.
 
 Authorization is part of the query, never an ``if`` after it: what the caller may not
-see does not exist for them. This is the foundation's policy; the trust-service issue
-adds Consent resources, roles, emergency pre-consent and the PIA gate here, behind the
-same two calls.
+see does not exist for them, and totals and paging cannot leak it.
 
-Today's rules:
-- the platform itself (CLI jobs) sees everything;
-- a resident sees their own record;
-- an organisation sees shared reference data (Organization, Practitioner, ...; rows
-  with no resident key) and the records it contributed itself (its own chart).
-  What came from any other source needs the resident's consent, which until the
-  consent issue lands means it is not visible: opt-in only.
+Rules, in order:
+1. The platform's own jobs (CLI, migrations) see everything; a service or module without
+   an approved privacy impact assessment sees nothing.
+2. A resident sees their own record.
+3. Shared reference data (Organization, Practitioner, ...: no resident key) is visible to
+   every authenticated organisation.
+4. An organisation always sees the records it contributed itself (its own chart).
+5. Anything else needs the resident's consent (opt-in only): an active permit rule for
+   this actor (organisation, organisation kind, role or person), purpose, resource type and
+   — for sensitive categories — the category named explicitly, within its period, and no
+   deny rule that matches. Emergency pre-consent rules apply only while an emergency
+   episode involving the actor's organisation is open.
+6. The life-protection exception, when the deployment enables it: an open break-glass
+   record lets an EMS or hospital read the emergency set for emergency treatment — but
+   never where a deny rule of the resident applies.
+
+Rules come from residents' Consent resources (``consent.policy.service``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_, true
+from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true, tuple_
+from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose
+from consent.policy.models import ANY, BreakGlass, ConsentRule, EmergencyEpisode
+from phr.settings import get_settings
+from phr.store.indexer import utcnow
 from phr.store.models import Resource, ResourceSource
+
+__all__ = [
+    "CLINICAL_PURPOSES",
+    "EMERGENCY_SET",
+    "Decision",
+    "access_clause",
+    "basis",
+    "consent_refs",
+    "decide",
+]
+
+# Purposes a consent "for any purpose" covers; research and public health must be named.
+CLINICAL_PURPOSES = frozenset(
+    {
+        Purpose.TREATMENT,
+        Purpose.EMERGENCY,
+        Purpose.HOME_CARE,
+        Purpose.TRIAGE,
+        Purpose.MEDICATION_REVIEW,
+    }
+)
+
+# 緊急時の情報開示: the defined emergency set — allergies, current medicines, problems,
+# ACP (advance-directive Consents), contacts, family doctor (Patient.generalPractitioner,
+# CareTeam), alerts.
+EMERGENCY_SET = (
+    "Patient",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
+    "Condition",
+    "Consent",
+    "RelatedPerson",
+    "CareTeam",
+    "Flag",
+)
 
 
 @dataclass(frozen=True)
@@ -31,27 +83,244 @@ class Decision:
     consent_ref: str | None = None
 
 
-def access_clause(actor: Actor, purpose: Purpose) -> ColumnElement[bool]:
+def _actor_keys(actor: Actor) -> list[tuple[str, str]]:
+    keys = [("any", ANY)]
+    if actor.organization_id:
+        keys.append(("organization", actor.organization_id))
+    if actor.organization_kind:
+        keys.append(("org_kind", actor.organization_kind))
+    if actor.role:
+        keys.append(("role", actor.role))
+    if actor.user_id:
+        keys.append(("person", actor.user_id))
+    return keys
+
+
+def _purposes(purpose: Purpose) -> list[str]:
+    return [purpose.value, ANY] if purpose in CLINICAL_PURPOSES else [purpose.value]
+
+
+def _rule_match(
+    rule: Any,
+    actor: Actor,
+    purpose: Purpose,
+    resident: Any,
+    rtype: Any,
+    sensitivity: Any,
+    now: datetime,
+    decision: str,
+) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [
+        rule.resident_id == resident,
+        rule.decision == decision,
+        tuple_(rule.actor_kind, rule.actor_value).in_(_actor_keys(actor)),
+        rule.purpose.in_(_purposes(purpose)),
+        or_(rule.resource_type == rtype, rule.resource_type == ANY),
+        or_(rule.period_start.is_(None), rule.period_start <= now),
+        or_(rule.period_end.is_(None), rule.period_end > now),
+    ]
+    if decision == "permit":
+        # Ordinary data needs a general rule; sensitive data a rule naming its category.
+        conds.append(rule.category == _coalesce(sensitivity))
+        episode = exists().where(
+            EmergencyEpisode.resident_id == rule.resident_id,
+            EmergencyEpisode.closed_at.is_(None),
+            EmergencyEpisode.expires_at > now,
+            or_(
+                EmergencyEpisode.ems_organization_id == actor.organization_id,
+                EmergencyEpisode.receiving_organization_id == actor.organization_id,
+            ),
+        )
+        conds.append(or_(rule.emergency.is_(False), episode))
+    else:
+        conds.append(or_(rule.category == ANY, rule.category == _coalesce(sensitivity)))
+    return conds
+
+
+def _coalesce(sensitivity: Any) -> Any:
+    from sqlalchemy import func, literal
+
+    if sensitivity is None:
+        return ANY
+    if isinstance(sensitivity, str):
+        return sensitivity
+    return func.coalesce(sensitivity, literal(ANY))
+
+
+def _consent_clause(
+    actor: Actor, purpose: Purpose, resident: Any, rtype: Any, sensitivity: Any, now: datetime
+) -> ColumnElement[bool]:
+    permit = exists().where(
+        *_rule_match(ConsentRule, actor, purpose, resident, rtype, sensitivity, now, "permit")
+    )
+    deny = _deny(actor, purpose, resident, rtype, sensitivity, now)
+    allowed: ColumnElement[bool] = and_(permit, not_(deny))
+    if (
+        get_settings().life_protection_exception
+        and purpose == Purpose.EMERGENCY
+        and actor.organization_kind in ("ems", "hospital")
+    ):
+        glass = exists().where(
+            BreakGlass.resident_id == resident,
+            BreakGlass.organization_id == actor.organization_id,
+            BreakGlass.expires_at > now,
+        )
+        in_set = (
+            rtype.in_(EMERGENCY_SET)
+            if not isinstance(rtype, str)
+            else (true() if rtype in EMERGENCY_SET else false())
+        )
+        ordinary = (
+            sensitivity.is_(None)
+            if not isinstance(sensitivity, str | None)
+            else (true() if sensitivity is None else false())
+        )
+        allowed = or_(allowed, and_(glass, in_set, ordinary, not_(deny)))
+    return allowed
+
+
+def _deny(
+    actor: Actor, purpose: Purpose, resident: Any, rtype: Any, sensitivity: Any, now: datetime
+) -> ColumnElement[bool]:
+    return exists().where(
+        *_rule_match(ConsentRule, actor, purpose, resident, rtype, sensitivity, now, "deny")
+    )
+
+
+def access_clause(
+    actor: Actor, purpose: Purpose, session: Session | None = None
+) -> ColumnElement[bool]:
     """Condition on :class:`Resource` rows the actor may see for this purpose."""
+    if actor.service and not _pia_ok(session, actor.service):
+        return false()
     if actor.kind == "system":
         return true()
     if actor.kind == "resident":
         if not actor.resident_id:
             return false()
         return Resource.resident_id == actor.resident_id
+    if actor.kind == "trusted_person":
+        # Trusted persons see what residents share with them by person rules only.
+        return and_(
+            Resource.resident_id.is_not(None),
+            _consent_clause(
+                actor,
+                purpose,
+                Resource.resident_id,
+                Resource.resource_type,
+                Resource.sensitivity,
+                utcnow(),
+            ),
+        )
     if actor.kind in ("organization", "staff") and actor.organization_id:
         own = exists().where(
             ResourceSource.resource_pk == Resource.pk,
             ResourceSource.organization_id == actor.organization_id,
         )
-        return or_(Resource.resident_id.is_(None), own)
+        consented = _consent_clause(
+            actor,
+            purpose,
+            Resource.resident_id,
+            Resource.resource_type,
+            Resource.sensitivity,
+            utcnow(),
+        )
+        return or_(Resource.resident_id.is_(None), own, consented)
     return false()
 
 
+def _pia_ok(session: Session | None, service: str) -> bool:
+    if session is None:
+        return False
+    try:
+        from consent.pia.service import pia_approved
+    except ImportError:  # pragma: no cover - the PIA register is part of the platform
+        return False
+    return bool(pia_approved(session, service))
+
+
+def decide(
+    session: Session,
+    actor: Actor,
+    purpose: Purpose,
+    *,
+    resident_id: str,
+    resource_type: str,
+    sensitivity: str | None = None,
+) -> Decision:
+    """The decision for one kind of data of one resident (previews, explanations)."""
+    if actor.service and not _pia_ok(session, actor.service):
+        return Decision(False, "no approved privacy impact assessment")
+    if actor.kind == "system":
+        return Decision(True, "platform")
+    if actor.kind == "resident":
+        ok = actor.resident_id == resident_id
+        return Decision(ok, "self" if ok else "not your record")
+    now = utcnow()
+    if session.scalar(select(_deny(actor, purpose, resident_id, resource_type, sensitivity, now))):
+        ref = _first_consent(
+            session, actor, purpose, resident_id, resource_type, sensitivity, now, "deny"
+        )
+        return Decision(False, "denied by the resident", ref)
+    ok = session.scalar(
+        select(_consent_clause(actor, purpose, resident_id, resource_type, sensitivity, now))
+    )
+    if not ok:
+        return Decision(False, "no consent")
+    ref = _first_consent(
+        session, actor, purpose, resident_id, resource_type, sensitivity, now, "permit"
+    )
+    return Decision(True, "consent" if ref else "life-protection exception", ref)
+
+
+def _first_consent(
+    session: Session,
+    actor: Actor,
+    purpose: Purpose,
+    resident_id: str,
+    rtype: str,
+    sensitivity: str | None,
+    now: datetime,
+    decision: str,
+) -> str | None:
+    return session.scalar(
+        select(ConsentRule.consent_id)
+        .where(
+            *_rule_match(
+                ConsentRule, actor, purpose, resident_id, rtype, sensitivity, now, decision
+            )
+        )
+        .limit(1)
+    )
+
+
+def consent_refs(
+    session: Session, actor: Actor, purpose: Purpose, resident_ids: list[str]
+) -> dict[str, str]:
+    """For the access log: which consents of each resident let this actor read."""
+    if actor.kind in ("system", "resident") or not resident_ids:
+        return {}
+    now = utcnow()
+    rows = session.execute(
+        select(ConsentRule.resident_id, ConsentRule.consent_id).where(
+            ConsentRule.resident_id.in_(resident_ids),
+            ConsentRule.decision == "permit",
+            tuple_(ConsentRule.actor_kind, ConsentRule.actor_value).in_(_actor_keys(actor)),
+            ConsentRule.purpose.in_(_purposes(purpose)),
+            or_(ConsentRule.period_start.is_(None), ConsentRule.period_start <= now),
+            or_(ConsentRule.period_end.is_(None), ConsentRule.period_end > now),
+        )
+    ).all()
+    out: dict[str, set[str]] = {}
+    for resident, cid in rows:
+        out.setdefault(resident, set()).add(f"Consent/{cid}")
+    return {k: ",".join(sorted(v)) for k, v in out.items()}
+
+
 def basis(actor: Actor, purpose: Purpose) -> str:
-    """Short label of the rule that lets this actor read (for the access log)."""
+    """Short label of the rule family that lets this actor read (for the access log)."""
     if actor.kind == "system":
         return "platform"
     if actor.kind == "resident":
         return "self"
-    return "own-records"
+    return "own-records-or-consent"

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = 1000
     demo_mode: bool = True
+    # Consent engine
+    emergency_episode_hours: int = 24
+    # The life-protection exception (APPI art. 27(1)(ii)) for an unconscious patient without
+    # emergency pre-consent: off unless the deployment decides otherwise.
+    life_protection_exception: bool = False
+    break_glass_minutes: int = 120
 
     @property
     def resolved_database_url(self) -> str:

@@ -67,6 +67,8 @@ class Resource(Base):
     # Clinical identity of the fact (e.g. vaccine + date for an Immunization) used to
     # recognise the same fact arriving from two sources.
     fact_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Sensitive category (phr.store.sensitivity): shared only under a consent naming it.
+    sensitivity: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class ResourceVersion(Base):

@@ -40,7 +40,7 @@ class RecordReader:
         self.session = session
         self.actor = actor
         self.purpose = purpose
-        self._access: ColumnElement[bool] = engine.access_clause(actor, purpose)
+        self._access: ColumnElement[bool] = engine.access_clause(actor, purpose, session)
         self._basis = engine.basis(actor, purpose)
 
     # -- single resources ------------------------------------------------------------------
@@ -278,6 +278,9 @@ class RecordReader:
         per_resident: dict[str | None, list[str]] = defaultdict(list)
         for rtype, rid, resident in refs:
             per_resident[resident].append(f"{rtype}/{rid}")
+        refs_by_resident = engine.consent_refs(
+            self.session, self.actor, self.purpose, [r for r in per_resident if r]
+        )
         entries = [
             audit.Access(
                 action,
@@ -287,7 +290,7 @@ class RecordReader:
                 resident,
                 count=len(refs_),
                 detail=(detail + " " + " ".join(refs_[:50])).strip(),
-                consent_ref=self._basis,
+                consent_ref=refs_by_resident.get(resident or "", self._basis),
             )
             for resident, refs_ in per_resident.items()
         ]

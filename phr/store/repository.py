@@ -28,6 +28,7 @@ from phr.store.models import (
     SearchString,
     SearchToken,
 )
+from phr.store.sensitivity import classify
 
 CHUNK = 500
 
@@ -173,6 +174,7 @@ def _put_round(session: Session, puts: Sequence[Put], now: datetime) -> list[Wri
                 "content": content,
                 "content_hash": hashes[m["i"]],
                 "fact_key": p.fact_key,
+                "sensitivity": classify(p.resource),
             }
             for p, m, content in creates
         ]
@@ -198,6 +200,7 @@ def _put_round(session: Session, puts: Sequence[Put], now: datetime) -> list[Wri
                     "content": content,
                     "content_hash": hashes[m["i"]],
                     "fact_key": p.fact_key,
+                    "sensitivity": classify(p.resource),
                 }
                 for p, m, content, old in updates
             ],
