@@ -262,10 +262,10 @@ def decide(
             session, actor, purpose, resident_id, resource_type, sensitivity, now, "deny"
         )
         return Decision(False, "denied by the resident", ref)
-    ok = session.scalar(
+    allowed = session.scalar(
         select(_consent_clause(actor, purpose, resident_id, resource_type, sensitivity, now))
     )
-    if not ok:
+    if not allowed:
         return Decision(False, "no consent")
     ref = _first_consent(
         session, actor, purpose, resident_id, resource_type, sensitivity, now, "permit"

@@ -55,8 +55,15 @@ __all__ = [
 
 
 def insurance_system(insurer_number: str) -> str:
-    """Identifier system for insured-person numbers of one insurer (保険者番号)."""
-    return f"urn:phr:insurer:{insurer_number}"
+    """Identifier system for insured-person numbers of one insurer (保険者番号).
+
+    National Health Insurance numbers have 6 digits and are written with "00" in front
+    where 8 are expected (as in the 被保険者個人識別子); both forms name one insurer.
+    """
+    n = unicodedata.normalize("NFKC", insurer_number).strip()
+    if len(n) == 8 and n.startswith("00"):
+        n = n[2:]
+    return f"urn:phr:insurer:{n}"
 
 
 def mrn_system(organization_id: str) -> str:
@@ -268,7 +275,9 @@ def _link_all(
             continue
         valid_to = None
         start = ident.insurance_from if kind == "insurance" else None
-        if kind == "insurance":
+        if kind == "insurance" and (start is not None or _is_insurer(session, ident)):
+            # Only the insurer (or a file stating the start date) moves the history on: a
+            # clinic's old card number must not end the resident's current insurance.
             valid_to = _close_insurance(session, resident_id, system, value, start or now.date())
         session.add(
             IdentityLink(
@@ -283,6 +292,13 @@ def _link_all(
             )
         )
     session.flush()
+
+
+def _is_insurer(session: Session, ident: SourceIdentity) -> bool:
+    from consent.models import Organization
+
+    org = session.get(Organization, ident.organization_id)
+    return org is not None and org.kind == "insurer"
 
 
 def _close_insurance(

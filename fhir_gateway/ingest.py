@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from sqlalchemy import select, tuple_
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose, scope_allows
@@ -56,6 +56,11 @@ __all__ = [
 ]
 
 JP_INSURANCE_PREFIX = "urn:oid:1.2.392.100495.20.3.61"  # JP Core 被保険者個人識別子
+# JP Core (ccs) and the national EHR information-sharing service (clins) spell it so.
+INSURANCE_MEMBER_SYSTEMS = {
+    "http://jpfhir.jp/fhir/ccs/Idsysmem/JP_Insurance_memberID",
+    "http://jpfhir.jp/fhir/clins/Idsystem/JP_Insurance_memberID",
+}
 MYNUMBER_SYSTEMS = {"urn:oid:1.2.392.100495.20.3.81", "urn:phr:mynumber"}
 
 
@@ -100,14 +105,14 @@ def _existing_sources(
 ) -> dict[tuple[str, str], tuple[ResourceSource, str, int]]:
     """(type, source_key) -> (source row, platform id, current version)."""
     out: dict[tuple[str, str], tuple[ResourceSource, str, int]] = {}
-    for i in range(0, len(keys), repo.CHUNK):
-        chunk = list(keys[i : i + repo.CHUNK])
+    for rtype, chunk in repo.pair_chunks(keys):
         rows = session.execute(
             select(ResourceSource, Resource.id, Resource.version_id)
             .join(Resource, Resource.pk == ResourceSource.resource_pk)
             .where(
                 ResourceSource.organization_id == org,
-                tuple_(ResourceSource.resource_type, ResourceSource.source_key).in_(chunk),
+                ResourceSource.resource_type == rtype,
+                ResourceSource.source_key.in_(chunk),
             )
         ).all()
         for src, rid, ver in rows:
@@ -120,8 +125,11 @@ def _fact_matches(
 ) -> dict[tuple[str, str], tuple[int, str, str, int]]:
     """(resident, fact_key) -> (pk, type, id, version) of a live resource from *another* source."""
     out: dict[tuple[str, str], tuple[int, str, str, int]] = {}
-    for i in range(0, len(wanted), repo.CHUNK):
-        chunk = list(wanted[i : i + repo.CHUNK])
+    want = set(wanted)
+    from_this_source = exists().where(
+        ResourceSource.resource_pk == Resource.pk, ResourceSource.organization_id == org
+    )
+    for resident, chunk in repo.pair_chunks(wanted):
         rows = session.execute(
             select(
                 Resource.pk,
@@ -131,15 +139,14 @@ def _fact_matches(
                 Resource.id,
                 Resource.version_id,
             ).where(
-                tuple_(Resource.resident_id, Resource.fact_key).in_(chunk),
+                Resource.resident_id == resident,
+                Resource.fact_key.in_(chunk),
                 Resource.deleted.is_(False),
-                ~Resource.pk.in_(
-                    select(ResourceSource.resource_pk).where(ResourceSource.organization_id == org)
-                ),
+                ~from_this_source,
             )
         ).all()
         for pk, res, fk, t, rid, ver in rows:
-            if res and fk:
+            if res and fk and (res, fk) in want:
                 out.setdefault((res, fk), (pk, t, rid, ver))
     return out
 
@@ -178,14 +185,14 @@ def _own_by_platform_id(
 ) -> dict[tuple[str, str], tuple[ResourceSource, str, int]]:
     """(type, platform id) -> this source's row for resources it contributed."""
     out: dict[tuple[str, str], tuple[ResourceSource, str, int]] = {}
-    for i in range(0, len(wanted), repo.CHUNK):
-        chunk = list(wanted[i : i + repo.CHUNK])
+    for rtype, chunk in repo.pair_chunks(wanted):
         rows = session.execute(
             select(ResourceSource, Resource.id, Resource.version_id)
             .join(Resource, Resource.pk == ResourceSource.resource_pk)
             .where(
                 ResourceSource.organization_id == org,
-                tuple_(Resource.resource_type, Resource.id).in_(chunk),
+                Resource.resource_type == rtype,
+                Resource.id.in_(chunk),
             )
         ).all()
         for src, rid, ver in rows:
@@ -388,7 +395,11 @@ def upsert_person(
         incoming.pop("identifier")
     incoming["id"] = rid
     records = [
-        SourceRecord(source_key, incoming, source_hash=_hash(patient if patient else incoming))
+        # Hash what the source sent minus any My Number: a plain hash of a 12-digit number
+        # could be reversed by trying them all.
+        SourceRecord(
+            source_key, incoming, source_hash=_hash(_without_mynumber(patient or incoming))
+        )
     ]
     store_records(
         session,
@@ -399,6 +410,14 @@ def upsert_person(
         existing=_existing_sources(session, organization_id, [("Patient", source_key)]),
     )
     return resolution
+
+
+def _without_mynumber(patient: dict[str, Any]) -> dict[str, Any]:
+    out = dict(patient)
+    out["identifier"] = [
+        i for i in patient.get("identifier", []) or [] if i.get("system") not in MYNUMBER_SYSTEMS
+    ]
+    return out
 
 
 def _merge_golden(old: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
@@ -473,6 +492,13 @@ def identity_from_patient(org: str, patient: dict[str, Any]) -> SourceIdentity:
             continue
         if system in MYNUMBER_SYSTEMS:
             ids.append(("mynumber", system, value))
+        elif system in INSURANCE_MEMBER_SYSTEMS and value.count(":") == 3:
+            # 被保険者個人識別子 "保険者番号:記号:番号:枝番" — the same number the insurer's
+            # files carry, so a clinic's patient joins the resident the insurer knows.
+            insurer, symbol, number, branch = value.split(":")
+            ids.append(
+                ("insurance", identity.insurance_system(insurer), f"{symbol}-{number}-{branch}")
+            )
         elif system.startswith(JP_INSURANCE_PREFIX):
             ids.append(("insurance", system, value))
         else:
@@ -707,6 +733,7 @@ def _apply(
         _rewrite(e.resource, resolver, f"Bundle.entry[{e.index}].resource")
         for ifm in [e.if_match] if e.if_match else []:
             _check_if_match(session, e.resource_type, e.resource.get("id") or "", ifm)
+    _retarget_merged(session, org, records, ids, existing)
     result = store_records(
         session,
         organization_id=org,
@@ -724,6 +751,45 @@ def _apply(
         if e.method == "GET":
             responses[e.index] = _get(session, actor, e)
     return [responses[e.index] for e in entries]
+
+
+def _retarget_merged(
+    session: Session,
+    org: str,
+    records: Sequence[SourceRecord],
+    ids: dict[int, str],
+    existing: dict[tuple[str, str], tuple[ResourceSource, str, int]],
+) -> None:
+    """Point records that are the same fact as another source's at that resource now.
+
+    ``store_records`` will file such a record under the existing resource instead of
+    creating it; other entries of the bundle that refer to it must then refer to the
+    existing resource too, or their references would dangle. Two rounds, because a
+    report's fact key depends on its results, which may themselves have been merged.
+    """
+    for _ in range(2):
+        wanted: list[tuple[str, str]] = []
+        keyed: dict[int, tuple[str, str]] = {}
+        for i, rec in enumerate(records):
+            if (rec.resource["resourceType"], rec.source_key) in existing:
+                continue
+            probe = dict(rec.resource, id=ids[i])
+            resident, fk = patient_of(probe), fact_key(probe)
+            if resident and fk:
+                keyed[i] = (resident, fk)
+                wanted.append((resident, fk))
+        matches = _fact_matches(session, org, wanted) if wanted else {}
+        moved: dict[str, str] = {}
+        for i, key in keyed.items():
+            hit = matches.get(key)
+            if hit and hit[2] != ids[i]:
+                rtype = records[i].resource["resourceType"]
+                moved[f"{rtype}/{ids[i]}"] = f"{hit[1]}/{hit[2]}"
+                ids[i] = hit[2]
+        if not moved:
+            return
+        for rec in records:
+            _rewrite(rec.resource, lambda ref, m=moved: m.get(ref, ref), "")  # type: ignore[misc]
 
 
 def _entry_key(e: _Entry) -> str:

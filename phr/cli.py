@@ -307,5 +307,19 @@ def demo_load(residents: int, seed: int, synthea_dir: Path | None) -> None:
     click.echo(f"demo city loaded; credentials in {path}")
 
 
+def _register_groups() -> None:
+    """Command groups that live with their domains."""
+    from consent.audit_cli import audit
+    from consent.identity.cli import card, oidc
+    from consent.pia.cli import pia
+    from consent.staff.cli import staff
+
+    for group in (card, oidc, staff, pia, audit):
+        main.add_command(group)
+
+
+_register_groups()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import consent.identity.models  # noqa: F401
-import consent.models  # noqa: F401
-import consent.pia.models  # noqa: F401
-import consent.policy.models  # noqa: F401
+import consent.identity.models
+import consent.models
+import consent.pia.models
+import consent.policy.models
 import consent.staff.models  # noqa: F401
 import fhir_gateway.models  # noqa: F401
 import phr.store.models  # noqa: F401

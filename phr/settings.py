@@ -33,7 +33,14 @@ class Settings(BaseSettings):
     mynumber_hmac_key: str | None = Field(default=None, repr=False)
     # PEM private key that signs access tokens; generated in development.
     jwt_private_key_file: Path | None = None
+    # Master key (base64, 32 bytes) wrapping the data keys of staff TOTP secrets.
+    totp_encryption_key: str | None = Field(default=None, repr=False)
     access_token_ttl_seconds: int = 300
+    # JPKI (公的個人認証) trust anchor and revocation list; a demo CA in development.
+    jpki_ca_file: Path | None = None
+    jpki_crl_file: Path | None = None
+    # Ed25519 key that seals the access log's hash chain (generated in development).
+    audit_seal_key_file: Path | None = None
     max_bundle_entries: int = 20_000
     max_request_bytes: int = 64 * 1024 * 1024
     default_page_size: int = 50
@@ -77,6 +84,14 @@ class Settings(BaseSettings):
             missing.append("PHR_MYNUMBER_HMAC_KEY")
         if not self.jwt_private_key_file:
             missing.append("PHR_JWT_PRIVATE_KEY_FILE")
+        if not self.totp_encryption_key:
+            missing.append("PHR_TOTP_ENCRYPTION_KEY")
+        if not self.jpki_ca_file:
+            missing.append("PHR_JPKI_CA_FILE")
+        if not self.jpki_crl_file:
+            missing.append("PHR_JPKI_CRL_FILE")
+        if not self.audit_seal_key_file:
+            missing.append("PHR_AUDIT_SEAL_KEY_FILE")
         if self.demo_mode:
             missing.append("PHR_DEMO_MODE=false")
         if missing:

@@ -21,10 +21,16 @@ ActorDep = Annotated[Actor, Depends(current_actor)]
 PURPOSE_HEADER = "X-Purpose-Of-Use"
 
 
-def purpose_of(request: Request) -> Purpose:
-    """Purpose of use asserted by the client (IHE IUA style); treatment by default."""
+def purpose_of(request: Request, actor: ActorDep) -> Purpose:
+    """Purpose of use asserted by the client (IHE IUA style).
+
+    Default: treatment for organisations, patient access for a resident reading their own
+    record (the token decides who the caller is).
+    """
     code = request.headers.get(PURPOSE_HEADER)
     if not code:
+        if actor.kind == "resident":
+            return Purpose.PATIENT_ACCESS
         return Purpose.TREATMENT
     try:
         return Purpose(code)

@@ -260,15 +260,12 @@ class RecordReader:
     def _log_one(
         self, action: str, rtype: str | None, id: str | None, resident: str | None, count: int = 1
     ) -> None:
-        audit.record(
-            self.session,
-            self.actor,
-            self.purpose,
+        self._record(
             [
                 audit.Access(
                     action, "permit", rtype, id, resident, count=count, consent_ref=self._basis
                 )
-            ],
+            ]
         )
 
     def _log_rows(
@@ -298,7 +295,15 @@ class RecordReader:
             entries = [
                 audit.Access(action, "permit", count=0, detail=detail, consent_ref=self._basis)
             ]
+        self._record(entries)
+
+    def _record(self, entries: list[audit.Access]) -> None:
         audit.record(self.session, self.actor, self.purpose, entries)
+        if self.purpose == Purpose.EMERGENCY:
+            # Emergency looks are told to the resident and their trusted persons at once.
+            from consent.notifications import notify_emergency_accesses
+
+            notify_emergency_accesses(self.session, self.actor, self.purpose, entries)
 
     def _log_miss(self, action: str, rtype: str | None, id: str | None) -> None:
         """A request for something not visible: denied if it exists, else not found.

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, delete, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from phr.store.indexer import extract, flatten, iso_instant, utcnow
@@ -80,10 +80,21 @@ class VersionConflict(Exception):
         self.expected, self.actual = expected, actual
 
 
+def pair_chunks(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    """Group (a, b) keys by a, in chunks: ``a = ? AND b IN (...)`` uses a composite index
+    on every database, where a row-value ``(a, b) IN (...)`` makes SQLite scan."""
+    groups: dict[str, list[str]] = {}
+    for a, b in keys:
+        groups.setdefault(a, []).append(b)
+    for a, bs in groups.items():
+        unique = list(dict.fromkeys(bs))
+        for i in range(0, len(unique), CHUNK):
+            yield a, unique[i : i + CHUNK]
+
+
 def _existing(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     found: dict[tuple[str, str], Any] = {}
-    for i in range(0, len(keys), CHUNK):
-        chunk = keys[i : i + CHUNK]
+    for rtype, ids in pair_chunks(keys):
         rows = session.execute(
             select(
                 Resource.pk,
@@ -92,7 +103,7 @@ def _existing(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[s
                 Resource.version_id,
                 Resource.content_hash,
                 Resource.deleted,
-            ).where(tuple_(Resource.resource_type, Resource.id).in_(chunk))
+            ).where(Resource.resource_type == rtype, Resource.id.in_(ids))
         ).all()
         for r in rows:
             found[(r.resource_type, r.id)] = r

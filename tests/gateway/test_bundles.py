@@ -313,3 +313,43 @@ class TestSourceIdSpaces:
             actor=actor,
         )
         assert again["entry"][0]["response"]["location"] == f"Observation/{oid}/_history/2"
+
+
+class TestSameFactFromTwoClinics:
+    def test_references_to_a_merged_record_point_at_the_stored_one(self, session: Session) -> None:
+        mynumber = {"system": "urn:oid:1.2.392.100495.20.3.81", "value": "123456789018"}
+
+        def bundle(mrn: str) -> dict:
+            b = patient_bundle(
+                mrn=mrn,
+                extra=[observation_entry("22222222-2222-4222-8222-222222222222", value=6.1)],
+            )
+            b["entry"][0]["resource"]["identifier"].append(dict(mynumber))
+            return b
+
+        a = process_bundle(session, bundle("A-1"), actor=clinic(session, "clinic-a"))
+        b = bundle("B-1")
+        b["entry"].append(
+            {
+                "fullUrl": "urn:uuid:99999999-9999-4999-8999-999999999999",
+                "resource": {
+                    "resourceType": "DiagnosticReport",
+                    "status": "final",
+                    "code": {"text": "HbA1c"},
+                    "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
+                    "result": [{"reference": "urn:uuid:22222222-2222-4222-8222-222222222222"}],
+                },
+                "request": {"method": "POST", "url": "DiagnosticReport"},
+            }
+        )
+        out = process_bundle(session, b, actor=clinic(session, "clinic-b"))
+        obs_a = location_id(a["entry"][1])
+        assert location_id(out["entry"][1]) == obs_a  # the same fact, stored once
+        report = repo.load_json(
+            session.execute(
+                repo.current_statement("DiagnosticReport", location_id(out["entry"][2]))
+            )
+            .scalar_one()
+            .content
+        )
+        assert report["result"] == [{"reference": f"Observation/{obs_a}"}]

@@ -294,6 +294,16 @@ class TestEmergency:
         emergency_set = ids(world, "patient", "diabetes", "allergy")
         assert visible(client, world, "ems", Purpose.EMERGENCY) == emergency_set
         assert visible(client, world, "ems", Purpose.TREATMENT) == set()
+        # The resident is told at once that paramedics looked.
+        from consent.models import Notification
+
+        kinds = {
+            n.kind
+            for n in session.scalars(
+                select(Notification).where(Notification.resident_id == world["patient"])
+            )
+        }
+        assert "emergency_access" in kinds
         # The receiving hospital sees the same set after the handover, and only then.
         assert visible(client, world, "hospital", Purpose.EMERGENCY) == set()
         ep = r.json()["id"]
