@@ -432,13 +432,23 @@ def _merge_golden(old: dict[str, Any], incoming: dict[str, Any]) -> dict[str, An
     out.update({k: v for k, v in incoming.items() if k not in ("identifier", "name")})
     for key in ("identifier", "name"):
         merged = list(old.get(key, []))
+        seen = {_same(key, x) for x in merged}
         for item in incoming.get(key, []):
-            if item not in merged:
+            if _same(key, item) not in seen:
+                seen.add(_same(key, item))
                 merged.append(item)
         if merged:
             out[key] = merged
     out.setdefault("identifier", [])
     return out
+
+
+def _same(key: str, item: dict[str, Any]) -> Any:
+    """What makes two identifiers or two names the same (not their decoration)."""
+    if key == "identifier":
+        return (item.get("system"), item.get("value"))
+    rep = tuple(sorted(x.get("valueCode", "") for x in item.get("extension", []) or []))
+    return (item.get("family"), tuple(item.get("given", []) or []), rep or ("IDE",))
 
 
 def _patient_from(demo: Demographics | None) -> dict[str, Any]:
