@@ -116,9 +116,22 @@ def _int(name: str, value: str, lo: int, hi: int) -> int:
     return max(lo, min(hi, n))
 
 
+def _single_patient(req: SearchRequest) -> str | None:
+    """The resident when the search is restricted to one Patient (``patient=ID``)."""
+    for name, raw in req.params:
+        if name == "patient" and raw and "," not in raw:
+            ttype, tid = _parse_reference(raw, "")
+            if ttype in (None, "Patient"):
+                return tid
+    return None
+
+
 def where_clauses(req: SearchRequest) -> list[ColumnElement[bool]]:
     known = params_for(req.resource_type)
     conds: list[ColumnElement[bool]] = []
+    # Index rows carry the resident key: with one patient, every index lookup is narrowed
+    # to that resident's rows instead of the whole city's.
+    resident = _single_patient(req)
     for name, raw in req.params:
         base, _, modifier = name.partition(":")
         if base == "_id":
@@ -133,7 +146,7 @@ def where_clauses(req: SearchRequest) -> list[ColumnElement[bool]]:
             conds.append(not_(has) if raw == "true" else has)
             continue
         values = _split(raw)
-        ors = [_one(param, req.resource_type, modifier, v) for v in values]
+        ors = [_one(param, req.resource_type, modifier, v, resident) for v in values]
         if modifier == "not" and param.kind == "token":
             conds.append(not_(or_(*ors)))
         else:
@@ -172,15 +185,18 @@ def _exists_any(param: Param, rtype: str) -> ColumnElement[bool]:
 
 
 def _in_index(
-    model: Any, rtype: str, pname: str, *conds: ColumnElement[bool]
+    model: Any, rtype: str, pname: str, *conds: ColumnElement[bool], resident: str | None = None
 ) -> ColumnElement[bool]:
+    extra = [model.resident_id == resident] if resident else []
     sub = select(model.resource_pk).where(
-        model.resource_type == rtype, model.param == pname, *conds
+        model.resource_type == rtype, model.param == pname, *conds, *extra
     )
     return Resource.pk.in_(sub)
 
 
-def _one(param: Param, rtype: str, modifier: str, value: str) -> ColumnElement[bool]:
+def _one(
+    param: Param, rtype: str, modifier: str, value: str, resident: str | None = None
+) -> ColumnElement[bool]:
     if param.kind == "token":
         if modifier not in ("", "not", "exact"):
             raise InvalidInput(f"modifier :{modifier} is not supported on token {param.name}")
@@ -193,8 +209,10 @@ def _one(param: Param, rtype: str, modifier: str, value: str) -> ColumnElement[b
                 conds.append(SearchToken.system == system)
             else:
                 conds.append(SearchToken.system.is_(None))
-            return _in_index(SearchToken, rtype, param.name, *conds)
-        return _in_index(SearchToken, rtype, param.name, SearchToken.code == value)
+            return _in_index(SearchToken, rtype, param.name, *conds, resident=resident)
+        return _in_index(
+            SearchToken, rtype, param.name, SearchToken.code == value, resident=resident
+        )
     if param.kind == "string":
         v = normalise_string(value)
         if modifier == "exact":
@@ -205,14 +223,18 @@ def _one(param: Param, rtype: str, modifier: str, value: str) -> ColumnElement[b
             cond = SearchString.value.startswith(v, autoescape=True)
         else:
             raise InvalidInput(f"modifier :{modifier} is not supported on string {param.name}")
-        return _in_index(SearchString, rtype, param.name, cond)
+        return _in_index(SearchString, rtype, param.name, cond, resident=resident)
     if param.kind == "date":
         prefix, text = _prefix(value)
         rng = date_range(text)
         if rng is None:
             raise InvalidInput(f"{param.name}: {value!r} is not a FHIR date")
         return _in_index(
-            SearchDate, rtype, param.name, _date_cond(prefix, rng, SearchDate.low, SearchDate.high)
+            SearchDate,
+            rtype,
+            param.name,
+            _date_cond(prefix, rng, SearchDate.low, SearchDate.high),
+            resident=resident,
         )
     if param.kind == "reference":
         if modifier and modifier not in param.targets and modifier != "identifier":
@@ -226,7 +248,7 @@ def _one(param: Param, rtype: str, modifier: str, value: str) -> ColumnElement[b
         conds = [SearchReference.target_id == tid]
         if ttype:
             conds.append(SearchReference.target_type == ttype)
-        return _in_index(SearchReference, rtype, param.name, *conds)
+        return _in_index(SearchReference, rtype, param.name, *conds, resident=resident)
     if param.kind == "quantity":
         prefix, text = _prefix(value)
         parts = text.split("|")
@@ -240,7 +262,7 @@ def _one(param: Param, rtype: str, modifier: str, value: str) -> ColumnElement[b
                 qconds.append(SearchQuantity.system == parts[1])
             if parts[2]:
                 qconds.append(SearchQuantity.code == parts[2])
-        return _in_index(SearchQuantity, rtype, param.name, *qconds)
+        return _in_index(SearchQuantity, rtype, param.name, *qconds, resident=resident)
     raise InvalidInput(f"unsupported parameter kind for {param.name}")  # pragma: no cover
 
 
