@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from consent.identity.oauth import check_scope
 from fhir_gateway.api import render
 from fhir_gateway.api.capability import capability_statement
 from fhir_gateway.api.deps import ActorDep, PurposeDep, SessionDep, check_type, json_body
 from fhir_gateway.ingest import process_bundle
-from phr.errors import InvalidInput
+from phr.errors import Conflict, InvalidInput
 from phr.settings import get_settings
 from phr.store import search as fsearch
 from phr.store.indexer import date_range, iso_instant
@@ -34,17 +37,34 @@ def metadata() -> Response:
 async def transaction(request: Request, session: SessionDep, actor: ActorDep) -> Response:
     body = await json_body(request)
     check_scope(actor, "Bundle", "c")
-    result = process_bundle(session, body, actor=actor)
+    # Bundles take a while: run them off the event loop so the worker keeps answering.
+    result = await run_in_threadpool(apply_bundle, session, body, actor)
     return render.FHIRResponse(result)
 
 
 def _search(
-    session: Any, actor: Any, purpose: Any, rtype: str, params: list[tuple[str, str]], path: str
+    session: Any,
+    actor: Any,
+    purpose: Any,
+    rtype: str,
+    params: list[tuple[str, str]],
+    path: str,
+    prefer: str | None = None,
 ) -> Response:
     check_type(rtype)
     check_scope(actor, rtype, "s")
     s = get_settings()
-    req = fsearch.parse(rtype, params, default_count=s.default_page_size, max_count=s.max_page_size)
+    # FHIR: unknown parameters are ignored (and reported) unless the client asks
+    # "Prefer: handling=strict".
+    strict = "handling=strict" in (prefer or "")
+    req = fsearch.parse(
+        rtype,
+        params,
+        default_count=s.default_page_size,
+        max_count=s.max_page_size,
+        strict=strict,
+    )
+    params = [(k, v) for k, v in params if k.split(":", 1)[0] not in req.ignored]
     reader = RecordReader(session, actor, purpose)
     from urllib.parse import urlencode
 
@@ -54,6 +74,21 @@ def _search(
     links = render.page_links(
         path, params, req.offset, req.count, result.total, len(result.matches)
     )
+    if req.ignored:
+        issues = [
+            {
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": f"search parameter {p!r} is not supported and was ignored",
+            }
+            for p in req.ignored
+        ]
+        entries.append(
+            {
+                "resource": {"resourceType": "OperationOutcome", "issue": issues},
+                "search": {"mode": "outcome"},
+            }
+        )
     return render.FHIRResponse(
         render.bundle(btype="searchset", entries=entries, total=result.total, links=links)
     )
@@ -64,7 +99,15 @@ def search_type(
     resource_type: str, request: Request, session: SessionDep, actor: ActorDep, purpose: PurposeDep
 ) -> Response:
     params = list(request.query_params.multi_items())
-    return _search(session, actor, purpose, resource_type, params, f"/fhir/{resource_type}")
+    return _search(
+        session,
+        actor,
+        purpose,
+        resource_type,
+        params,
+        f"/fhir/{resource_type}",
+        request.headers.get("Prefer"),
+    )
 
 
 @router.post("/{resource_type}/_search")
@@ -74,7 +117,15 @@ async def search_post(
     form = await request.form()
     params = [(k, str(v)) for k, v in form.multi_items()]
     params += list(request.query_params.multi_items())
-    return _search(session, actor, purpose, resource_type, params, f"/fhir/{resource_type}")
+    return _search(
+        session,
+        actor,
+        purpose,
+        resource_type,
+        params,
+        f"/fhir/{resource_type}",
+        request.headers.get("Prefer"),
+    )
 
 
 @router.post("/{resource_type}")
@@ -87,7 +138,7 @@ async def create(
     entry: dict[str, Any] = {"resource": body, "request": {"method": "POST", "url": resource_type}}
     if request.headers.get("If-None-Exist"):
         entry["request"]["ifNoneExist"] = request.headers["If-None-Exist"]
-    return _single(session, actor, entry)
+    return await run_in_threadpool(_single, session, actor, entry)
 
 
 @router.put("/{resource_type}/{id}")
@@ -105,7 +156,7 @@ async def update(
     }
     if request.headers.get("If-Match"):
         entry["request"]["ifMatch"] = request.headers["If-Match"]
-    return _single(session, actor, entry)
+    return await run_in_threadpool(_single, session, actor, entry)
 
 
 @router.put("/{resource_type}")
@@ -121,12 +172,32 @@ async def conditional_update(
         "resource": body,
         "request": {"method": "PUT", "url": f"{resource_type}?{request.url.query}"},
     }
-    return _single(session, actor, entry)
+    return await run_in_threadpool(_single, session, actor, entry)
+
+
+def apply_bundle(session: Any, body: Any, actor: Any) -> dict[str, Any]:
+    """``process_bundle`` in a savepoint, retried when a concurrent request created the
+    same new record first (unique key conflict): the retry then finds and reuses it."""
+    for attempt in range(3):
+        nested = session.begin_nested()
+        try:
+            result = process_bundle(session, copy.deepcopy(body), actor=actor)
+        except IntegrityError:
+            nested.rollback()
+            if attempt == 2:
+                raise Conflict(
+                    "a concurrent request wrote the same records; retry",
+                    headers={"Retry-After": "1"},
+                ) from None
+            continue
+        nested.commit()
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _single(session: Any, actor: Any, entry: dict[str, Any]) -> Response:
-    out = process_bundle(
-        session, {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}, actor=actor
+    out = apply_bundle(
+        session, {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}, actor
     )
     resp = out["entry"][0]["response"]
     status = int(resp["status"].split()[0])
@@ -143,14 +214,14 @@ def _single(session: Any, actor: Any, entry: dict[str, Any]) -> Response:
 def delete(resource_type: str, id: str, session: SessionDep, actor: ActorDep) -> Response:
     check_type(resource_type)
     check_scope(actor, resource_type, "d")
-    out = process_bundle(
+    out = apply_bundle(
         session,
         {
             "resourceType": "Bundle",
             "type": "transaction",
             "entry": [{"request": {"method": "DELETE", "url": f"{resource_type}/{id}"}}],
         },
-        actor=actor,
+        actor,
     )
     status = int(out["entry"][0]["response"]["status"].split()[0])
     if status == 404:

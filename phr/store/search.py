@@ -54,6 +54,7 @@ class SearchRequest:
     revinclude: list[str] = field(default_factory=list)
     total: str = "accurate"
     summary_count: bool = False
+    ignored: list[str] = field(default_factory=list)
 
 
 def parse(
@@ -62,7 +63,10 @@ def parse(
     *,
     default_count: int = 50,
     max_count: int = 1000,
+    strict: bool = True,
 ) -> SearchRequest:
+    """Parse search parameters. Unknown ones are an error when ``strict`` (the FHIR
+    ``Prefer: handling=strict``); otherwise they are ignored and listed in ``ignored``."""
     req = SearchRequest(resource_type, [], count=default_count)
     known = params_for(resource_type)
     unknown: list[str] = []
@@ -97,7 +101,8 @@ def parse(
             req.params.append((name, value))
         else:
             unknown.append(base)
-    if unknown:
+    req.ignored = sorted(set(unknown))
+    if unknown and strict:
         raise InvalidInput(
             "unknown search parameter(s): " + ", ".join(sorted(set(unknown))),
             issues=[

@@ -139,9 +139,25 @@ class TestReadAndSearch:
             b = client.get("/fhir/Patient", headers=clinic["headers"], params=params).json()
             assert [e["resource"]["id"] for e in b["entry"]] == [loaded["patient"]], params
 
-    def test_bad_search_parameter_is_400(self, client: TestClient, clinic: dict) -> None:
-        r = client.get("/fhir/Observation?flavour=sweet", headers=clinic["headers"])
+    def test_an_unknown_parameter_is_400_when_the_client_asks_for_strict(
+        self, client: TestClient, clinic: dict
+    ) -> None:
+        r = client.get(
+            "/fhir/Observation?flavour=sweet",
+            headers={**clinic["headers"], "Prefer": "handling=strict"},
+        )
         assert r.status_code == 400 and r.json()["issue"][0]["code"] == "not-supported"
+
+    def test_an_unknown_parameter_is_otherwise_ignored_and_reported(
+        self, client: TestClient, clinic: dict, loaded: dict
+    ) -> None:
+        b = client.get(
+            "/fhir/Observation?code=2093-3&flavour=sweet", headers=clinic["headers"]
+        ).json()
+        assert b["total"] == 1
+        outcome = [e for e in b["entry"] if e["search"]["mode"] == "outcome"]
+        assert "flavour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+        assert all("flavour" not in link["url"] for link in b["link"])
 
     def test_search_by_post(self, client: TestClient, clinic: dict, loaded: dict) -> None:
         r = client.post(
