@@ -126,6 +126,8 @@ class Resolution:
     created: bool
     matched_by: str | None  # mynumber | insurance | mrn | None
     review_id: int | None = None
+    # What happened to the golden Patient (set by fhir_gateway.ingest.upsert_person).
+    patient_outcome: Any = None
 
 
 def _norm(s: str | None) -> str:

@@ -377,8 +377,13 @@ def upsert_person(
     patient: dict[str, Any] | None,
     source_key: str,
     import_id: str | None = None,
+    provenance: bool = True,
 ) -> identity.Resolution:
-    """Resolve a source's person to a resident and refresh the golden Patient."""
+    """Resolve a source's person to a resident and refresh the golden Patient.
+
+    Callers that write the person's records too pass ``provenance=False`` and include
+    ``resolution.patient_outcome`` in their one :func:`write_provenance` call.
+    """
     resolution = identity.resolve(session, identity_)
     rid = resolution.resident_id
     golden = session.execute(
@@ -401,14 +406,16 @@ def upsert_person(
             source_key, incoming, source_hash=_hash(_without_mynumber(patient or incoming))
         )
     ]
-    store_records(
+    result = store_records(
         session,
         organization_id=organization_id,
         records=records,
         import_id=import_id,
         ids={0: rid},
         existing=_existing_sources(session, organization_id, [("Patient", source_key)]),
+        provenance=provenance,
     )
+    resolution.patient_outcome = result.outcomes[0]
     return resolution
 
 
@@ -680,6 +687,7 @@ def _apply(
     refmap: dict[str, str] = {}  # fullUrl / source reference -> "Type/platform-id"
     skip: dict[int, dict[str, Any]] = {}
 
+    patient_outcomes: list[Outcome] = []
     # 1. People first: every Patient goes through the master patient index.
     patients = [e for e in writes if e.resource_type == "Patient"]
     for e in patients:
@@ -699,7 +707,9 @@ def _apply(
             patient=e.resource,
             source_key=e.source_key,
             import_id=import_id,
+            provenance=False,
         )
+        patient_outcomes.append(resolution.patient_outcome)
         _remember(refmap, e, resolution.resident_id)
         row = session.execute(
             select(Resource.version_id).where(
@@ -751,7 +761,10 @@ def _apply(
         import_id=import_id,
         ids=ids,
         existing=existing,
+        provenance=False,
     )
+    # One Provenance per resident for the whole bundle, people included.
+    write_provenance(session, org, [*patient_outcomes, *result.outcomes], import_id, utcnow())
     for e, o in zip(order, result.outcomes, strict=True):
         status = {"created": "201 Created", "merged": "200 OK"}.get(o.status, "200 OK")
         responses[e.index] = _ok_entry(o.resource_type, o.id, o.version_id, status, o.last_updated)

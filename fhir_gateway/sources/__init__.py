@@ -255,6 +255,7 @@ def import_file(
     # ---- 2. write ----------------------------------------------------------------------------
     import_id = report.import_id
     residents: dict[str, str] = {}
+    person_outcomes: list[Outcome] = []
     for p in good:
         if p.person.key in residents:
             continue
@@ -265,7 +266,9 @@ def import_file(
             patient=p.person.patient,
             source_key=f"person:{p.person.key}",
             import_id=import_id,
+            provenance=False,
         )
+        person_outcomes.append(resolution.patient_outcome)
         residents[p.person.key] = resolution.resident_id
         if resolution.review_id is not None and resolution.review_id not in report.review_ids:
             report.review_ids.append(resolution.review_id)
@@ -305,7 +308,9 @@ def import_file(
             provenance=False,
         ).outcomes
     # One Provenance per resident for the whole file (not one per write call).
-    ingest.write_provenance(session, organization_id, outcomes, import_id, utcnow())
+    ingest.write_provenance(
+        session, organization_id, [*person_outcomes, *outcomes], import_id, utcnow()
+    )
 
     for status in ("created", "updated", "unchanged", "merged"):
         setattr(report, status, sum(1 for o in outcomes if o.status == status))

@@ -187,6 +187,17 @@ class TestTransactions:
         ]
         assert len(provs) == 1
         assert provs[0]["agent"][0]["who"]["reference"] == "Organization/clinic-a"
+        # One Provenance for the whole bundle, the patient included.
+        pid = location_id(out["entry"][0])
+        everyone = RecordReader(session, Actor.system(), Purpose.OPERATIONS).search(
+            fsearch.parse("Provenance", [("patient", pid)])
+        )
+        assert everyone.total == 1
+        targets = {
+            t["reference"].split("/_history")[0]
+            for t in repo.load_json(everyone.matches[0].content)["target"]
+        }
+        assert {f"Patient/{pid}", f"Observation/{oid}"} <= targets
 
 
 class TestIdentity:
