@@ -183,20 +183,31 @@ def plan_ids(
 def _own_by_platform_id(
     session: Session, org: str, wanted: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[ResourceSource, str, int]]:
-    """(type, platform id) -> this source's row for resources it contributed."""
+    """(type, platform id) -> this source's row for resources it contributed.
+
+    Two index lookups rather than one join: the join's plan depends on statistics, and
+    right after a bulk load (no ANALYZE yet) PostgreSQL may pick a scan.
+    """
     out: dict[tuple[str, str], tuple[ResourceSource, str, int]] = {}
     for rtype, chunk in repo.pair_chunks(wanted):
-        rows = session.execute(
-            select(ResourceSource, Resource.id, Resource.version_id)
-            .join(Resource, Resource.pk == ResourceSource.resource_pk)
-            .where(
-                ResourceSource.organization_id == org,
-                Resource.resource_type == rtype,
-                Resource.id.in_(chunk),
+        found = {
+            pk: (rid, ver)
+            for pk, rid, ver in session.execute(
+                select(Resource.pk, Resource.id, Resource.version_id).where(
+                    Resource.resource_type == rtype, Resource.id.in_(chunk)
+                )
             )
-        ).all()
-        for src, rid, ver in rows:
-            out.setdefault((src.resource_type, rid), (src, rid, ver))
+        }
+        if not found:
+            continue
+        for src in session.scalars(
+            select(ResourceSource).where(
+                ResourceSource.resource_pk.in_(list(found)),
+                ResourceSource.organization_id == org,
+            )
+        ):
+            rid, ver = found[src.resource_pk]
+            out.setdefault((rtype, rid), (src, rid, ver))
     return out
 
 
