@@ -122,10 +122,11 @@ def _key_files(keys_dir: Path) -> list[tuple[str, Path]]:
 
 
 def _source(settings: Settings) -> tuple[str, str | None]:
+    # Called on every request: abspath is string work, resolve() would hit the filesystem.
     explicit = settings.jwt_private_key_file
     return (
-        str(settings.keys_dir.resolve()),
-        str(explicit.resolve()) if explicit is not None else None,
+        os.path.abspath(settings.keys_dir),
+        os.path.abspath(explicit) if explicit is not None else None,
     )
 
 
