@@ -2,22 +2,26 @@
 
 Writing
     :func:`record` is the one way in (the choke point, :mod:`phr.store.reader`, calls it).
-    Entries are *staged* on the session and appended to the chain when the transaction
-    commits (a ``before_commit`` hook), as one insert for the whole transaction. The
-    chain-head lock is therefore held only from the append to the commit, not for the
-    rest of the request. A query of :class:`AuditEntry` through the same session appends
-    what is staged first, so a transaction reads its own entries; :func:`flush` does it
-    explicitly. If the transaction rolls back, its staged entries go with it (the reader
-    re-records a denial after a rollback with :func:`phr.db.after_rollback`).
+    Entries are *staged* on the session and inserted when the transaction commits (a
+    ``before_commit`` hook), as one insert for the whole transaction, with the chain columns
+    (``seq``, ``prev_hash``, ``entry_hash``) empty. No lock is taken: audited requests no
+    longer take turns (ADR 0004). A query of :class:`AuditEntry` through the same session
+    inserts what is staged first, so a transaction reads its own entries; :func:`flush`
+    does it explicitly. If the transaction rolls back, its staged entries go with it (the
+    reader re-records a denial after a rollback with :func:`phr.db.after_rollback`).
 
 Hash chain
-    Each entry has ``seq`` (1, 2, 3, ... without gaps), ``prev_hash`` (the previous
+    :func:`chain_pending` — run every second by the chainer thread of each server process
+    (:mod:`consent.audit_chainer`), by ``phr audit chain``, and before every seal and
+    verification from the CLI — appends the committed entries not chained yet in ``pk``
+    order. Each entry gets ``seq`` (1, 2, 3, ... without gaps), ``prev_hash`` (the previous
     entry's hash; 64 zeros for the first) and ``entry_hash`` = SHA-256 of its canonical
     form: the JSON object of :data:`HASHED_FIELDS` with sorted keys, no whitespace, UTF-8,
     non-ASCII characters unescaped, datetimes as ISO 8601 with microseconds (naive UTC).
-    Appends take turns on the single row of ``audit_chain_head`` (``UPDATE ... RETURNING``
-    locks it on PostgreSQL until commit; on SQLite the statement takes the database's
-    writer lock), so ``seq`` is assigned in commit order.
+    Chainers take turns on the single row of ``audit_chain_head`` (``SELECT ... FOR UPDATE
+    SKIP LOCKED`` on PostgreSQL, so a second chainer simply skips a round; on SQLite the
+    database's writer lock). Until it is chained (normally under a second), an entry is
+    in the log and in the resident's view but not yet protected by the chain.
 
 Seals
     :func:`seal` signs the head hash with an Ed25519 key (``PHR_AUDIT_SEAL_KEY_FILE``;
@@ -52,7 +56,7 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import ColumnElement, Table, event, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql.elements import TextClause
@@ -75,12 +79,15 @@ __all__ = [
     "access_log_total",
     "audit_event_bundle",
     "canonical_bytes",
+    "chain_all",
+    "chain_pending",
     "compute_entry_hash",
     "entry_refs",
     "entry_what",
     "flush",
     "key_fingerprint",
     "load_seal_key",
+    "pending_count",
     "record",
     "seal",
     "seal_message",
@@ -203,49 +210,114 @@ def record(
 
 
 def flush(session: Session) -> int:
-    """Append the session's staged entries to the chain now; returns how many.
-
-    From here until the transaction ends it holds the chain-head lock.
-    """
+    """Insert the session's staged entries now (unchained); returns how many."""
     rows: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
     if not rows:
         return 0
-    _append(session, rows)
+    for row in rows:
+        row.setdefault("seq", None)
+        row.setdefault("prev_hash", None)
+        row.setdefault("entry_hash", None)
+    session.execute(_entries.insert(), rows)
     return len(rows)
 
 
-def _append(session: Session, rows: list[dict[str, Any]]) -> None:
-    n = len(rows)
-    take = (
-        _head.update()
-        .where(_head.c.id == HEAD_ID)
-        .values(seq=_head.c.seq + n)
-        .returning(_head.c.seq, _head.c.hash)
-    )
-    got = session.execute(take).first()
-    if got is None:
-        _create_head(session)
-        got = session.execute(take).first()
-        assert got is not None
-    seq, prev = int(got[0]) - n, str(got[1])
-    for row in rows:
+def chain_pending(session: Session, *, limit: int = 5_000) -> int:
+    """Append entries not chained yet to the hash chain, in insertion (``pk``) order;
+    returns how many (0 also when another chainer holds the head right now).
+
+    Runs in the caller's transaction and holds the chain-head row until it ends, so
+    chainers take turns and ``seq`` stays gap-free. Only committed entries are seen
+    (and on SQLite, this transaction's own).
+    """
+    head = _lock_head(session)
+    if head is None:
+        return 0
+    seq, prev = head
+    columns = [_entries.c.pk, *(_entries.c[name] for name in HASHED_FIELDS if name not in _CHAIN)]
+    rows = session.execute(
+        select(*columns).where(_entries.c.seq.is_(None)).order_by(_entries.c.pk).limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    updates = []
+    for r in rows:
+        row = dict(r._mapping)
         seq += 1
         row["seq"] = seq
         row["prev_hash"] = prev
-        prev = row["entry_hash"] = compute_entry_hash(row)
-    set_hash = _head.update().where(_head.c.id == HEAD_ID).values(hash=prev)
-    if n == 1 and session.get_bind().dialect.name == "postgresql":
-        # One round trip instead of two for the common case (one read, one entry).
-        session.execute(set_hash.add_cte(_entries.insert().values(rows[0]).cte("appended")))
+        prev = compute_entry_hash(row)
+        updates.append(
+            {"b_pk": row["pk"], "b_seq": seq, "b_prev": row["prev_hash"], "b_hash": prev}
+        )
+    session.execute(
+        _entries.update()
+        .where(_entries.c.pk == bindparam("b_pk"))
+        .values(
+            seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), entry_hash=bindparam("b_hash")
+        ),
+        updates,
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(_head.update().where(_head.c.id == HEAD_ID).values(seq=seq, hash=prev))
+    return len(rows)
+
+
+def chain_all(session: Session, *, batch: int = 5_000) -> int:
+    """Chain everything pending (in batches, one transaction); returns how many."""
+    total = 0
+    while True:
+        n = chain_pending(session, limit=batch)
+        total += n
+        if n < batch:
+            return total
+
+
+def pending_count(session: Session) -> int:
+    """Entries written but not chained yet."""
+    return int(
+        session.scalar(select(func.count()).select_from(_entries).where(_entries.c.seq.is_(None)))
+        or 0
+    )
+
+
+_CHAIN = ("seq", "prev_hash")
+
+
+def _lock_head(session: Session) -> tuple[int, str] | None:
+    """Lock the chain head row and return (seq, hash); None if another chainer has it."""
+    dialect = session.get_bind().dialect.name
+    query = select(_head.c.seq, _head.c.hash).where(_head.c.id == HEAD_ID)
+    if dialect == "postgresql":
+        got = session.execute(query.with_for_update(skip_locked=True)).first()
+        if got is None:
+            exists = session.scalar(select(func.count()).select_from(_head))
+            if exists:
+                return None  # locked by another chainer
+            _create_head(session)
+            got = session.execute(query.with_for_update()).first()
     else:
-        session.execute(_entries.insert(), rows)
-        session.execute(set_hash)
+        # SQLite: the UPDATE takes the database's writer lock for the rest of the transaction.
+        got = session.execute(
+            _head.update()
+            .where(_head.c.id == HEAD_ID)
+            .values(seq=_head.c.seq)
+            .returning(_head.c.seq, _head.c.hash)
+        ).first()
+        if got is None:
+            _create_head(session)
+            got = session.execute(query).first()
+    assert got is not None
+    return int(got[0]), str(got[1])
 
 
 def _create_head(session: Session) -> None:
     """The head row, for a database whose tables were not made by the migration."""
     last = session.execute(
-        select(_entries.c.seq, _entries.c.entry_hash).order_by(_entries.c.seq.desc()).limit(1)
+        select(_entries.c.seq, _entries.c.entry_hash)
+        .where(_entries.c.seq.is_not(None))
+        .order_by(_entries.c.seq.desc())
+        .limit(1)
     ).first()
     values = {
         "id": HEAD_ID,
@@ -263,10 +335,8 @@ def _create_head(session: Session) -> None:
 
 
 @event.listens_for(Session, "before_commit")
-def _append_before_commit(session: Session) -> None:
+def _insert_before_commit(session: Session) -> None:
     if session.info.get(_PENDING):
-        # Flush everything else first so that the lock is taken as late as possible.
-        session.flush()
         flush(session)
 
 
@@ -434,15 +504,20 @@ def seal(
 ) -> AuditSeal | None:
     """Sign the chain's current head; None when nothing was appended since the last seal.
 
-    The chain since the last good seal is verified first (``verify``): a seal must never
-    vouch for a tampered chain. Raises :class:`Conflict` with the problems if it is.
-    Only committed entries are sealed; appends running meanwhile are not blocked.
+    Entries still pending are chained first. The chain since the last good seal is
+    verified (``verify``): a seal must never vouch for a tampered chain. Raises
+    :class:`Conflict` with the problems if it is. Requests running meanwhile are not
+    blocked (they never take the chain head).
     """
     key = load_seal_key(settings)
     if key.private is None:  # pragma: no cover - load_seal_key always has it
         raise ConfigurationError("the audit seal key has no private half")
+    chain_all(session)
     last = session.execute(
-        select(_entries.c.seq, _entries.c.entry_hash).order_by(_entries.c.seq.desc()).limit(1)
+        select(_entries.c.seq, _entries.c.entry_hash)
+        .where(_entries.c.seq.is_not(None))
+        .order_by(_entries.c.seq.desc())
+        .limit(1)
     ).first()
     if last is None:
         return None
@@ -488,6 +563,8 @@ class VerifyReport:
     seals_checked: int = 0
     start_seq: int = 1
     head_seq: int = 0
+    # Entries written but not chained yet (not covered by this verification).
+    pending: int = 0
 
 
 class _Problems:
@@ -680,6 +757,7 @@ def verify_chain(
         seals_checked=seals_checked,
         start_seq=start,
         head_seq=upto,
+        pending=pending_count(session),
     )
 
 
@@ -757,14 +835,14 @@ class LogFilter:
 def access_log(
     session: Session, where: LogFilter, *, limit: int = 50, before: int | None = None
 ) -> tuple[list[AuditEntry], dict[str, Organization]]:
-    """A resident's log, newest first, paged by ``seq`` (entries with seq < ``before``),
-    with the organisations of the actors."""
+    """A resident's log, newest first, paged by ``pk`` (entries with pk < ``before``),
+    with the organisations of the actors. Entries not chained yet are included."""
     conds = where.conditions()
     if before is not None:
-        conds.append(AuditEntry.seq < before)
+        conds.append(AuditEntry.pk < before)
     entries = list(
         session.scalars(
-            select(AuditEntry).where(*conds).order_by(AuditEntry.seq.desc()).limit(limit)
+            select(AuditEntry).where(*conds).order_by(AuditEntry.pk.desc()).limit(limit)
         )
     )
     org_ids = {e.organization_id for e in entries if e.organization_id}
@@ -877,7 +955,7 @@ def to_audit_event(
     subtype, action = _subtype(entry)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": str(entry.seq),
+        "id": str(entry.pk),
         "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
         "subtype": [{"system": RESTFUL_INTERACTION, "code": subtype}],
         "action": action,
@@ -964,7 +1042,7 @@ def audit_event_bundle(
         "link": [{"relation": "self", "url": self_url}],
         "entry": [
             {
-                "fullUrl": f"{base}/fhir/AuditEvent/{e.seq}",
+                "fullUrl": f"{base}/fhir/AuditEvent/{e.pk}",
                 "resource": to_audit_event(
                     e,
                     organization=organizations.get(e.organization_id or ""),

@@ -24,11 +24,20 @@ def audit() -> None:
     help="Check only what was appended after the newest seal that still holds.",
 )
 @click.option("--batch", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000))
-def verify(since_seal: bool, batch: int) -> None:
-    """Walk the hash chain and the seals; exit 1 at the first sign of tampering."""
+@click.option(
+    "--no-chain",
+    is_flag=True,
+    help="Do not chain pending entries first (a read-only check of what is chained).",
+)
+def verify(since_seal: bool, batch: int, no_chain: bool) -> None:
+    """Chain pending entries, then walk the hash chain and the seals; exit 1 at the first
+    sign of tampering."""
     from consent.audit import verify_chain
+    from consent.audit_chainer import chain_once
     from phr.db import transaction
 
+    if not no_chain:
+        chain_once()
     with transaction() as session:
         report = verify_chain(session, since_seal=since_seal, batch_size=batch)
     if report.head_seq >= report.start_seq:
@@ -36,9 +45,10 @@ def verify(since_seal: bool, batch: int) -> None:
     else:
         scope = "nothing after the last seal" if report.head_seq else "empty log"
     if report.ok:
+        pending = f", {report.pending} not chained yet" if report.pending else ""
         click.echo(
             f"access log intact: {report.checked} entries ({scope}), "
-            f"{report.seals_checked} seal(s) checked"
+            f"{report.seals_checked} seal(s) checked{pending}"
         )
         return
     click.echo(
@@ -49,6 +59,18 @@ def verify(since_seal: bool, batch: int) -> None:
     for problem in report.problems:
         click.echo(f"  - {problem}", err=True)
     sys.exit(1)
+
+
+@audit.command("chain")
+def chain() -> None:
+    """Append the entries written since the last round to the hash chain.
+
+    Each server process does this every PHR_AUDIT_CHAIN_INTERVAL seconds; run it from
+    cron only when that is set to 0.
+    """
+    from consent.audit_chainer import chain_once
+
+    click.echo(f"chained {chain_once()} entries")
 
 
 @audit.command("seal")

@@ -94,6 +94,7 @@ def entry_view(e: AuditEntry, org: Organization | None, lang: Lang) -> dict[str,
         for code in ("ja", "en")
     }
     return {
+        "id": e.pk,
         "seq": e.seq,
         "at": iso_instant(e.at),
         "local_time": local_time(e.at),
@@ -135,7 +136,7 @@ def my_access_log(
     actor: ResidentDep,
     lang: LangDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="seq cursor (next_before)")] = None,
+    before: Annotated[int | None, Query(ge=1, description="entry id cursor (next_before)")] = None,
     include_own: Annotated[bool, Query(description="also my own reads")] = False,
 ) -> JSONResponse:
     assert actor.resident_id
@@ -144,7 +145,7 @@ def my_access_log(
     body = {
         "lang": lang,
         "entries": [entry_view(e, orgs.get(e.organization_id or ""), lang) for e in entries],
-        "next_before": entries[-1].seq if len(entries) == limit else None,
+        "next_before": entries[-1].pk if len(entries) == limit else None,
     }
     return JSONResponse(body, headers={**PRIVATE, "Content-Language": lang})
 
@@ -242,7 +243,7 @@ def my_access_log_fhir(
         [*params, *([("before", before)] if before else [])]
     )
     next_url = (
-        f"{base}/api/me/access-log.fhir?" + urlencode([*params, ("before", entries[-1].seq)])
+        f"{base}/api/me/access-log.fhir?" + urlencode([*params, ("before", entries[-1].pk)])
         if len(entries) == count
         else None
     )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,9 +74,11 @@ class AuditEntry(Base):
     """One access to a resident's data (or an attempt), permitted or not.
 
     Entries form a hash chain (see :mod:`consent.audit`): ``seq`` numbers them without
-    gaps in the order they were appended, ``prev_hash`` is the ``entry_hash`` of the entry
+    gaps in the order they were chained, ``prev_hash`` is the ``entry_hash`` of the entry
     before, and ``entry_hash`` is SHA-256 over the entry's canonical form (every column but
-    ``pk`` and ``entry_hash``). Rows are written only by :func:`consent.audit.record`.
+    ``pk`` and ``entry_hash``). Rows are written only by :func:`consent.audit.record`, with
+    the three chain columns empty; the chainer (:func:`consent.audit.chain_pending`) fills
+    them in shortly after the commit (ADR 0004).
     """
 
     __tablename__ = "audit_entry"
@@ -83,14 +86,21 @@ class AuditEntry(Base):
         Index("ix_audit_entry_resident_at", "resident_id", "at"),
         Index("ix_audit_entry_at", "at"),
         Index("ix_audit_entry_seq", "seq", unique=True),
-        # The resident's own log, newest first, paged by seq.
-        Index("ix_audit_entry_resident_seq", "resident_id", "seq"),
+        # The resident's own log, newest first, paged by pk (insertion order).
+        Index("ix_audit_entry_resident_pk", "resident_id", "pk"),
+        # What the chainer has still to do.
+        Index(
+            "ix_audit_entry_unchained",
+            "pk",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
     )
 
     pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
-    seq: Mapped[int] = mapped_column(BigInteger)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    entry_hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entry_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime)
     actor_kind: Mapped[str] = mapped_column(String(16))
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

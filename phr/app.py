@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,10 +37,23 @@ def _render(request: Request, exc: PHRError) -> Response:
 def create_app() -> FastAPI:
     settings = get_settings()
     settings.check_production()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from consent.audit_chainer import AuditChainer
+
+        chainer = AuditChainer(settings.audit_chain_interval)
+        chainer.start()
+        try:
+            yield
+        finally:
+            chainer.stop()
+
     app = FastAPI(
         title="Tsukuba PHR",
         version=__version__,
         description="Lifelong personal health record: FHIR gateway, PHR and trust service.",
+        lifespan=lifespan,
     )
 
     @app.exception_handler(PHRError)

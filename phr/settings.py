@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     jpki_crl_file: Path | None = None
     # Ed25519 key that seals the access log's hash chain (generated in development).
     audit_seal_key_file: Path | None = None
+    # Seconds between rounds of the access-log chainer in each server process (ADR 0004);
+    # 0 turns the thread off (then run `phr audit chain` from cron instead).
+    audit_chain_interval: float = 1.0
     max_bundle_entries: int = 20_000
     max_request_bytes: int = 64 * 1024 * 1024
     default_page_size: int = 50

@@ -24,6 +24,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["PHR_DATA_DIR"] = str(d)
     os.environ["PHR_ENV"] = "test"
     os.environ["PHR_BASE_URL"] = "http://testserver"
+    # No chainer thread: it would share the test's connection. Tests chain explicitly
+    # (consent.audit.chain_pending); the chainer has its own tests.
+    os.environ["PHR_AUDIT_CHAIN_INTERVAL"] = "0"
     from phr.settings import reset_settings_cache
 
     reset_settings_cache()

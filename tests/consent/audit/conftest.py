@@ -43,7 +43,7 @@ def entry_count(session: Session) -> int:
 
 
 def last_entries(session: Session, n: int) -> list[AuditEntry]:
-    rows = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(n)).all()
+    rows = session.scalars(select(AuditEntry).order_by(AuditEntry.pk.desc()).limit(n)).all()
     return list(reversed(rows))
 
 

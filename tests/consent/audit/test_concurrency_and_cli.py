@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent import audit
@@ -29,33 +29,37 @@ def committed(engine: Engine) -> Iterator[sessionmaker[Session]]:
         head = s.get(AuditChainHead, 1)
         assert head is not None
         seq, hash_ = head.seq, head.hash
+        pk = s.scalar(select(func.max(AuditEntry.pk))) or 0
         seals = s.scalar(select(AuditSeal.id).order_by(AuditSeal.id.desc()).limit(1)) or 0
     try:
         yield factory
     finally:
         with factory.begin() as s:
             s.execute(delete(AuditSeal).where(AuditSeal.id > seals))
-            s.execute(delete(AuditEntry).where(AuditEntry.seq > seq))
+            s.execute(delete(AuditEntry).where(AuditEntry.pk > pk))
             s.execute(
                 AuditChainHead.__table__.update().values(seq=seq, hash=hash_)  # type: ignore[attr-defined]
             )
 
 
-def test_four_threads_appending_at_once_make_one_valid_chain(
+def test_requests_and_chainers_running_at_once_make_one_valid_chain(
     committed: sessionmaker[Session],
 ) -> None:
-    threads, per_thread = 4, 20
-    start = threading.Barrier(threads)
+    """Four writers commit entries while two chainers chain them: every entry is chained
+    exactly once, in one gap-free, valid chain."""
+    writers, per_writer = 4, 20
+    start = threading.Barrier(writers + 2)
+    done = threading.Event()
     errors: list[BaseException] = []
     with committed() as s:
         before = s.get(AuditChainHead, 1)
         assert before is not None
         first_seq = before.seq
 
-    def work(t: int) -> None:
+    def write(t: int) -> None:
         try:
             start.wait()
-            for i in range(per_thread):
+            for i in range(per_writer):
                 with committed() as s:
                     audit.record(
                         s,
@@ -67,29 +71,79 @@ def test_four_threads_appending_at_once_make_one_valid_chain(
                         ],
                     )
                     if i % 2:
-                        # Take the chain head early and hold it a moment, so that the
-                        # others have to wait for it.
-                        audit.flush(s)
+                        audit.flush(s)  # insert early and hold the transaction a moment
                         time.sleep(0.002)
                     s.commit()
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for w in workers:
+    def chain() -> None:
+        try:
+            start.wait()
+            while not done.is_set():
+                with committed() as s:
+                    audit.chain_pending(s, limit=7)
+                    s.commit()
+                time.sleep(0.001)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=write, args=(t,)) for t in range(writers)]
+    chainers = [threading.Thread(target=chain) for _ in range(2)]
+    for w in [*workers, *chainers]:
         w.start()
     for w in workers:
         w.join(timeout=120)
+    done.set()
+    for c in chainers:
+        c.join(timeout=60)
     assert not errors, errors
-    expected = threads * sum(1 + i % 3 for i in range(per_thread))
+    expected = writers * sum(1 + i % 3 for i in range(per_writer))
     with committed() as s:
+        audit.chain_all(s)
+        s.commit()
         seqs = list(
             s.scalars(select(AuditEntry.seq).where(AuditEntry.seq > first_seq).order_by("seq"))
         )
         assert seqs == list(range(first_seq + 1, first_seq + expected + 1))
+        assert audit.pending_count(s) == 0
         report = audit.verify_chain(s)
         assert report.ok, report.problems
         assert report.head_seq == first_seq + expected
+
+
+def test_the_chainer_thread_chains_what_requests_commit(
+    committed: sessionmaker[Session],
+) -> None:
+    from consent.audit_chainer import AuditChainer
+    from phr.db import set_session_factory
+
+    set_session_factory(committed)
+    chainer = AuditChainer(0.05)
+    try:
+        chainer.start()
+        with committed() as s:
+            audit.record(s, CLINIC, Purpose.TREATMENT, [audit.Access("read", "permit")])
+            s.commit()
+            pk = s.scalar(select(func.max(AuditEntry.pk)))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with committed() as s:
+                if s.scalar(select(AuditEntry.seq).where(AuditEntry.pk == pk)) is not None:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the chainer did not chain the entry within 10 s")
+        with committed() as s:
+            audit.record(s, CLINIC, Purpose.TREATMENT, [audit.Access("read", "permit")])
+            s.commit()
+        chainer.stop()  # a last round on the way out
+        with committed() as s:
+            assert audit.pending_count(s) == 0
+            assert audit.verify_chain(s).ok
+    finally:
+        chainer.stop()
+        set_session_factory(None)
 
 
 def test_record_costs_little_per_entry(committed: sessionmaker[Session]) -> None:
@@ -122,6 +176,8 @@ class TestCommands:
             audit.record(session, CLINIC, Purpose.TREATMENT, [audit.Access("read", "permit")])
             session.commit()
         runner = CliRunner()
+        chained = runner.invoke(audit_cli, ["chain"])
+        assert chained.exit_code == 0 and chained.output.startswith("chained ")
         ok = runner.invoke(audit_cli, ["verify"])
         assert ok.exit_code == 0 and "access log intact" in ok.output
         last = session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
@@ -146,6 +202,7 @@ class TestCommands:
     def test_seal_refuses_a_tampered_log(self, session: Session) -> None:
         audit.record(session, CLINIC, Purpose.TREATMENT, [audit.Access("read", "permit")])
         session.commit()
+        audit.chain_all(session)
         session.execute(text("UPDATE audit_entry SET detail = 'x'"))
         result = CliRunner().invoke(audit_cli, ["seal"])
         assert result.exit_code == 1 and "not sealed" in result.output
