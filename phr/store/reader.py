@@ -43,10 +43,6 @@ class RecordReader:
         self._access: ColumnElement[bool] = engine.access_clause(actor, purpose, session)
         self._basis = engine.basis(actor, purpose)
 
-    def _for_resident(self, resident_id: str) -> ColumnElement[bool]:
-        """The access condition for rows already restricted to one resident."""
-        return engine.resident_access_clause(self.actor, self.purpose, self.session, resident_id)
-
     # -- single resources ------------------------------------------------------------------
 
     def read(self, resource_type: str, id: str) -> Resource:
@@ -100,9 +96,7 @@ class RecordReader:
     # -- search -------------------------------------------------------------------------------
 
     def search(self, req: fsearch.SearchRequest, *, query_text: str = "") -> SearchResult:
-        resident = fsearch.single_patient(req)
-        access = self._access if resident is None else self._for_resident(resident)
-        stmt = fsearch.statement(req, access)
+        stmt = fsearch.statement(req, self._access)
         total: int | None = None
         if req.total != "none" or req.summary_count:
             total = int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
@@ -218,7 +212,7 @@ class RecordReader:
         conds: list[ColumnElement[bool]] = [
             Resource.resident_id == resident_id,
             Resource.deleted.is_(False),
-            self._for_resident(resident_id),
+            self._access,
         ]
         if types:
             conds.append(Resource.resource_type.in_(list(types)))

@@ -121,7 +121,7 @@ def _int(name: str, value: str, lo: int, hi: int) -> int:
     return max(lo, min(hi, n))
 
 
-def single_patient(req: SearchRequest) -> str | None:
+def _single_patient(req: SearchRequest) -> str | None:
     """The resident when the search is restricted to one Patient (``patient=ID``)."""
     for name, raw in req.params:
         if name == "patient" and raw and "," not in raw:
@@ -136,7 +136,7 @@ def where_clauses(req: SearchRequest) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     # Index rows carry the resident key: with one patient, every index lookup is narrowed
     # to that resident's rows instead of the whole city's.
-    resident = single_patient(req)
+    resident = _single_patient(req)
     for name, raw in req.params:
         base, _, modifier = name.partition(":")
         if base == "_id":
