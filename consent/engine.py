@@ -11,6 +11,8 @@ Rules, in order:
 3. Shared reference data (Organization, Practitioner, ...: no resident key) is visible to
    every authenticated organisation.
 4. An organisation always sees the records it contributed itself (its own chart).
+   A staff member reads residents' data only as far as their role allows
+   (:data:`ROLE_PURPOSES`, :data:`ROLE_TYPES`): own chart and consents alike.
 5. Anything else needs the resident's consent (opt-in only): an active permit rule for
    this actor (organisation, organisation kind, role or person), purpose, resource type and
    — for sensitive categories — the category named explicitly, within its period, and no
@@ -55,13 +57,17 @@ from phr.store.indexer import utcnow
 from phr.store.models import Resource, ResourceSource
 
 __all__ = [
+    "ADMINISTRATIVE_TYPES",
     "CLINICAL_PURPOSES",
     "EMERGENCY_SET",
+    "ROLE_PURPOSES",
+    "ROLE_TYPES",
     "Decision",
     "access_clause",
     "basis",
     "consent_refs",
     "decide",
+    "role_allows",
 ]
 
 # Purposes a consent "for any purpose" covers; research and public health must be named.
@@ -74,6 +80,35 @@ CLINICAL_PURPOSES = frozenset(
         Purpose.MEDICATION_REVIEW,
     }
 )
+
+# What each staff role may read of residents' records at all — before any consent, and
+# whatever a consent names (least privilege; a consent cannot widen it). Clinical roles
+# read for care; a nurse also for public health (保健師 at the municipality); a clerk
+# (医療事務) only the administrative record; analysts work on de-identified data
+# (population analytics), administrators manage accounts: neither reads a record.
+ADMINISTRATIVE_TYPES = frozenset(
+    {"Patient", "Coverage", "RelatedPerson", "Organization", "Practitioner", "PractitionerRole",
+     "Location", "Appointment"}
+)  # fmt: skip
+ROLE_PURPOSES: dict[str, frozenset[Purpose]] = {
+    "doctor": CLINICAL_PURPOSES,
+    "nurse": CLINICAL_PURPOSES | {Purpose.PUBLIC_HEALTH},
+    "pharmacist": CLINICAL_PURPOSES,
+    "paramedic": frozenset({Purpose.EMERGENCY, Purpose.TREATMENT, Purpose.TRIAGE}),
+    "clerk": frozenset({Purpose.TREATMENT, Purpose.HOME_CARE}),
+    "analyst": frozenset(),
+    "administrator": frozenset(),
+}
+ROLE_TYPES: dict[str, frozenset[str]] = {"clerk": ADMINISTRATIVE_TYPES}
+
+
+def role_allows(role: str | None, purpose: Purpose, resource_type: str | None = None) -> bool:
+    """May a staff member in this role read residents' data for this purpose (and type)?"""
+    if purpose not in ROLE_PURPOSES.get(role or "", frozenset()):
+        return False
+    types = ROLE_TYPES.get(role or "")
+    return types is None or resource_type is None or resource_type in types
+
 
 # 緊急時の情報開示: the defined emergency set — allergies, current medicines, problems,
 # ACP (advance-directive Consents), contacts, family doctor (Patient.generalPractitioner,
@@ -274,11 +309,17 @@ def _cached_clause(
     if kind == "trusted_person":
         # Trusted persons see what residents share with them by person rules only.
         return and_(Resource.resident_id.is_not(None), consented)
+    shared = Resource.resident_id.is_(None)
+    if kind == "staff" and not role_allows(role, purpose):
+        return shared  # reference data only: the role reads no one's record
     own = exists().where(
         ResourceSource.resource_pk == Resource.pk,
         ResourceSource.organization_id == organization_id,
     )
-    return or_(Resource.resident_id.is_(None), own, consented)
+    types = ROLE_TYPES.get(role or "") if kind == "staff" else None
+    if types is not None:
+        return or_(shared, and_(Resource.resource_type.in_(sorted(types)), or_(own, consented)))
+    return or_(shared, own, consented)
 
 
 class UtcNow(FunctionElement[datetime]):
@@ -328,6 +369,8 @@ def decide(
     if actor.kind == "resident":
         ok = actor.resident_id == resident_id
         return Decision(ok, "self" if ok else "not your record")
+    if actor.kind == "staff" and not role_allows(actor.role, purpose, resource_type):
+        return Decision(False, f"the role {actor.role} does not read this for this purpose")
     now = utcnow()
     if session.scalar(select(_deny(actor, purpose, resident_id, resource_type, sensitivity, now))):
         ref = _first_consent(
