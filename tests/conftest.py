@@ -193,3 +193,58 @@ def observation_entry(
         },
         "request": {"method": "POST", "url": "Observation"},
     }
+
+
+def user_token_headers(
+    session: Session,
+    *,
+    subject_kind: str,
+    subject_id: str,
+    resident_id: str | None = None,
+    organization_id: str | None = None,
+    role: str | None = None,
+) -> dict[str, str]:
+    """Authorization headers of a person's access token exactly as the OpenID Connect
+    provider issues it to an app they approved (the authorization-code flow itself is
+    tested in tests/consent/identity): a resident (``patient/*.rs``) or a staff member
+    (``user/*.rs``)."""
+    from consent.identity import oauth, oidc
+    from consent.identity.models import TokenFamily
+    from phr.store.indexer import utcnow
+
+    resident = subject_kind == "resident"
+    scope = "openid fhirUser " + ("patient/*.rs" if resident else "user/*.rs")
+    app_row, _ = oidc.register_app_client(
+        session,
+        name=f"app for {subject_id}",
+        redirect_uris=["https://app.example.jp/callback"],
+        public=True,
+        scopes=[*scope.split(), *(["launch/patient"] if resident else [])],
+    )
+    family = TokenFamily(
+        id=f"fam-{subject_id}",
+        client_id=app_row.client_id,
+        scope=scope,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        resident_id=resident_id,
+        organization_id=organization_id,
+        role=role,
+        auth_time=utcnow(),
+        created_at=utcnow(),
+    )
+    session.add(family)
+    session.flush()
+    user = oauth.SignedInUser(
+        kind="resident" if resident else "staff",
+        id=subject_id,
+        resident_id=resident_id,
+        organization_id=organization_id,
+        role=role,
+        auth_time=utcnow(),
+    )
+    issued = oauth.issue_user_tokens(
+        session, family=family, user=user, scope=scope, include_refresh=False
+    )
+    session.commit()
+    return {"Authorization": f"Bearer {issued['access_token']}"}

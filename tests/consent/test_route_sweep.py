@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import OrgFactory
+from tests.conftest import OrgFactory, user_token_headers
 
 # (method, path template) answered to anyone: discovery, sign-in pages and protocol
 # endpoints, the published PIA register and the access log's public seals.
@@ -131,38 +131,9 @@ def test_the_wrong_kind_of_credentials_get_nothing(
 @pytest.fixture
 def resident_headers(session: Any) -> dict[str, str]:
     """A real resident access token (an app the resident approved)."""
-    from consent.identity import oauth, oidc
-    from consent.identity.models import TokenFamily
     from phr.store.indexer import utcnow
     from phr.store.models import Resident
 
     rid = "sweep-resident"
     session.add(Resident(id=rid, created_at=utcnow(), status="active"))
-    app_row, _ = oidc.register_app_client(
-        session,
-        name="sweep app",
-        redirect_uris=["https://app.example.jp/callback"],
-        public=True,
-        scopes=["openid", "fhirUser", "launch/patient", "patient/*.rs"],
-    )
-    family = TokenFamily(
-        id="fam-sweep",
-        client_id=app_row.client_id,
-        scope="openid fhirUser patient/*.rs",
-        subject_kind="resident",
-        subject_id=rid,
-        resident_id=rid,
-        auth_time=utcnow(),
-        created_at=utcnow(),
-    )
-    session.add(family)
-    session.flush()
-    issued = oauth.issue_user_tokens(
-        session,
-        family=family,
-        user=oauth.SignedInUser(kind="resident", id=rid, resident_id=rid),
-        scope=family.scope,
-        include_refresh=False,
-    )
-    session.commit()
-    return {"Authorization": f"Bearer {issued['access_token']}"}
+    return user_token_headers(session, subject_kind="resident", subject_id=rid, resident_id=rid)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from consent.actors import Actor
 from consent.models import AuditEntry
-from tests.conftest import OrgFactory, observation_entry, patient_bundle
+from tests.conftest import OrgFactory, observation_entry, patient_bundle, user_token_headers
 
 
 @pytest.fixture
@@ -69,41 +69,12 @@ def as_actor(app: FastAPI) -> Iterator[Callable[[Actor | None], None]]:
 @pytest.fixture
 def resident_token(session: Session) -> Callable[[str], dict[str, str]]:
     """Authorization headers of a real resident access token (an app approved by them)."""
-    from consent.identity import oauth, oidc
-    from consent.identity.models import TokenFamily
     from phr.store.indexer import utcnow
     from phr.store.models import Resident
 
     def make(rid: str) -> dict[str, str]:
         if session.get(Resident, rid) is None:
             session.add(Resident(id=rid, created_at=utcnow(), status="active"))
-        app_row, _ = oidc.register_app_client(
-            session,
-            name=f"app for {rid}",
-            redirect_uris=["https://app.example.jp/callback"],
-            public=True,
-            scopes=["openid", "fhirUser", "launch/patient", "patient/*.rs"],
-        )
-        family = TokenFamily(
-            id=f"fam-{rid}",
-            client_id=app_row.client_id,
-            scope="openid fhirUser patient/*.rs",
-            subject_kind="resident",
-            subject_id=rid,
-            resident_id=rid,
-            auth_time=utcnow(),
-            created_at=utcnow(),
-        )
-        session.add(family)
-        session.flush()
-        issued = oauth.issue_user_tokens(
-            session,
-            family=family,
-            user=oauth.SignedInUser(kind="resident", id=rid, resident_id=rid),
-            scope=family.scope,
-            include_refresh=False,
-        )
-        session.commit()
-        return {"Authorization": f"Bearer {issued['access_token']}"}
+        return user_token_headers(session, subject_kind="resident", subject_id=rid, resident_id=rid)
 
     return make

@@ -18,11 +18,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from consent.actors import Purpose
-from consent.identity import oauth, oidc
-from consent.identity.models import TokenFamily
 from consent.policy import schemas, service
 from consent.staff.service import configure_password_hasher, create_staff
 from phr.store.indexer import utcnow
+from tests.conftest import user_token_headers
 
 from .conftest import ids, resident, visible
 
@@ -113,37 +112,9 @@ def staff_token(session: Session, org_id: str, role: str) -> dict[str, str]:
         role=role,
         password="correct horse battery staple",
     )
-    app, _ = oidc.register_app_client(
-        session,
-        name=f"chart viewer for {user.id}",
-        redirect_uris=["https://app.example.jp/callback"],
-        public=True,
-        scopes=["openid", "fhirUser", "user/*.rs"],
+    return user_token_headers(
+        session, subject_kind="staff", subject_id=user.id, organization_id=org_id, role=role
     )
-    family = TokenFamily(
-        id=f"fam-{user.id}",
-        client_id=app.client_id,
-        scope="openid fhirUser user/*.rs",
-        subject_kind="staff",
-        subject_id=user.id,
-        organization_id=org_id,
-        role=role,
-        auth_time=utcnow(),
-        created_at=utcnow(),
-    )
-    session.add(family)
-    session.flush()
-    issued = oauth.issue_user_tokens(
-        session,
-        family=family,
-        user=oauth.SignedInUser(
-            kind="staff", id=user.id, organization_id=org_id, role=role, auth_time=utcnow()
-        ),
-        scope=family.scope,
-        include_refresh=False,
-    )
-    session.commit()
-    return {"Authorization": f"Bearer {issued['access_token']}"}
 
 
 def set_state(client: TestClient, session: Session, world: dict[str, Any], state: str) -> None:
