@@ -104,6 +104,18 @@ class Protocol:
     risk_factors: tuple[RiskRule, ...]
     self_care: dict[str, str]
 
+    def red_flag_questions(self) -> list[str]:
+        """Yes/no questions that can make the result red: all must be answered before a
+        result below the default stands (measurements such as SpO2 may be unavailable)."""
+        ids = {q.id for q in self.questions if q.type == "boolean"}
+        out: list[str] = []
+        for rule in self.rules:
+            if rule.level != "red":
+                continue
+            for cond in rule.when:
+                out += [k for k in cond if k in ids and k not in out]
+        return out
+
     def question(self, qid: str) -> Question | None:
         return next((q for q in self.questions if q.id == qid), None)
 
@@ -150,6 +162,13 @@ def _conditions(node: Any, questions: dict[str, Question], where: str) -> dict[s
             raise ProtocolError(f"{where}: unknown question {key!r}")
         if isinstance(test, dict) and not set(test) <= _OPS:
             raise ProtocolError(f"{where}: unknown operator in {test!r}")
+        q = questions.get(key)
+        values = list(test.values()) if isinstance(test, dict) else [test]
+        if q is not None and q.type == "boolean" and not all(isinstance(v, bool) for v in values):
+            raise ProtocolError(f"{where}: {key} is a yes/no question; compare with true/false")
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if (q is None or q.type == "number") and key != "sex" and not numeric:
+            raise ProtocolError(f"{where}: {key} is a number; compare with numbers")
     return dict(node)
 
 
@@ -295,16 +314,34 @@ def evaluate(
     if sex:
         facts["sex"] = sex
     findings: list[Finding] = []
-    level: Level = protocol.default.level
+    # The most urgent rule that fires decides; the default only when none does.
+    level: Level = "white"
     for rule in protocol.rules:
         if any(_matches(c, facts) for c in rule.when):
             findings.append(Finding(rule.level, rule.reason, protocol.sources[rule.source], "rule"))
             level = more_urgent(level, rule.level)
     if not findings:
+        level = protocol.default.level
         findings.append(
             Finding(
                 protocol.default.level,
                 protocol.default.reason,
+                protocol.sources[protocol.default.source],
+                "default",
+            )
+        )
+    unasked = [q for q in protocol.red_flag_questions() if q not in answers]
+    if unasked and RANK[level] < RANK[protocol.default.level]:
+        # Below the default only once every red-flag question has been answered.
+        level = protocol.default.level
+        findings.append(
+            Finding(
+                level,
+                {
+                    "ja": "危険な徴候の質問に未回答のものがあるため、標準の緊急度にしています",
+                    "en": "Some danger-sign questions are unanswered, so the usual urgency "
+                    "for this complaint applies",
+                },
                 protocol.sources[protocol.default.source],
                 "default",
             )
