@@ -204,15 +204,17 @@ def assign(patients: Sequence[Patient], hospitals: Sequence[Hospital]) -> Plan:
     return plan
 
 
-def greedy_nearest(patients: Sequence[Patient], hospitals: Sequence[Hospital]) -> Plan:
+def greedy_nearest(
+    patients: Sequence[Patient], hospitals: Sequence[Hospital], *, current: bool = False
+) -> Plan:
     """The baseline: in call order, the nearest hospital listing the needed capabilities
-    (the static registry, not today's availability) with a bed left; when none has one, the
-    nearest listing them anyway; when none lists them, the nearest hospital."""
+    (the static registry, or with ``current`` today's availability) with a bed left; when
+    none has one, the nearest listing them anyway; when none lists them, the nearest."""
     load = {h.id: 0 for h in hospitals}
     plan = Plan()
     for p in patients:
         by_time = sorted(hospitals, key=lambda h: (haversine_km(p.lat, p.lon, h.lat, h.lon), h.id))
-        listed = [h for h in by_time if p.needs <= h.capabilities]
+        listed = [h for h in by_time if (can_treat(h, p) if current else p.needs <= h.capabilities)]
         free = [h for h in listed if load[h.id] < h.capacity and h.accepting]
         h = (free or listed or by_time)[0]
         load[h.id] += 1
