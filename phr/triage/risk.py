@@ -97,7 +97,9 @@ _DRUG_NAMES = {
         "prednisone",
     ),
 }
-_YJ_PREFIX = {"anticoagulant": ("333",), "immunosuppression": ("3999", "4291")}
+# 333 血液凝固阻止剤 (anticoagulants). Immunosuppressants share catch-all classes with
+# unrelated drugs (3999 also holds bisphosphonates), so they are recognised by name only.
+_YJ_PREFIX = {"anticoagulant": ("333",)}
 _DIALYSIS_WORDS = ("透析", "dialysis")
 _SURGERY_WORDS = ("術", "ectomy", "otomy", "plasty", "surgery", "surgical", "resection")
 _INACTIVE = {

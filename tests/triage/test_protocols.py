@@ -244,6 +244,16 @@ class TestRiskFactors:
                     status="completed",
                     performedDateTime="2026-01-01",
                 ),
+                # YJ class 3999 holds bisphosphonates too: not an immunosuppressant.
+                _coded(
+                    "MedicationRequest",
+                    "medicationCodeableConcept",
+                    "urn:oid:1.2.392.100495.20.1.73",
+                    "3999018F2095",
+                    "アレンドロン酸錠35mg「日医工」",
+                    status="active",
+                    authoredOn="2026-11-01",
+                ),
             ],
             today=TODAY,
         )
