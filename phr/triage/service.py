@@ -46,6 +46,9 @@ READ_TYPES = (
     "Observation",
 )
 URGENCY_SYSTEM = "urn:phr:triage:urgency"
+# Child protocols below this age, adult ones from it (the adult NICE guidelines cited are
+# for people over 16).
+CHILD_UNTIL = 16
 PROTOCOL_SYSTEM = "urn:phr:triage:protocol"
 
 LABELS = {
@@ -246,6 +249,12 @@ def evaluate(session: Session, actor: Actor | None, body: s.EvaluateIn) -> s.Eva
     unknown = [f for f in body.risk_factors if f not in protocols.RISK_FACTORS]
     if unknown:
         problems.append(f"unknown risk factors {unknown}; one of {protocols.RISK_FACTORS}")
+    if body.age is not None:
+        if p.population == "child" and body.age >= CHILD_UNTIL:
+            problems.append(f"{p.id} is for children under {CHILD_UNTIL}")
+        if p.population == "adult" and body.age < CHILD_UNTIL:
+            kids = [c.id for c in protocols.all_protocols().values() if c.population != "adult"]
+            problems.append(f"{p.id} is for adults; for a child use one of {kids}")
     if problems:
         raise InvalidInput("; ".join(problems))
     at = body.at or datetime.now(UTC)
@@ -283,7 +292,7 @@ def evaluate(session: Session, actor: Actor | None, body: s.EvaluateIn) -> s.Eva
         factors.setdefault(f, {"ja": f"年齢 {int(age or 0)}歳", "en": f"age {int(age or 0)}"})
 
     ev = protocols.evaluate(p, body.answers, age_years=age, sex=body.sex, risk_factors=factors)
-    child = p.population == "child" or (age is not None and age < 15)
+    child = p.population == "child" or (age is not None and age < CHILD_UNTIL)
     out = s.EvaluateOut(
         complaint=p.id,
         urgency=ev.level,

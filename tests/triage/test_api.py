@@ -105,6 +105,12 @@ class TestAnonymousTriage:
         )
         assert r.status_code == 400
 
+    def test_a_protocol_for_the_wrong_age_group_is_refused(self, client: TestClient) -> None:
+        r = client.post("/api/triage/evaluate", json={"complaint": "headache", "age": 6})
+        assert r.status_code == 400 and "child_fever" in r.json()["message"]
+        r = client.post("/api/triage/evaluate", json={"complaint": "child_fever", "age": 40})
+        assert r.status_code == 400
+
     def test_a_bad_token_is_not_treated_as_anonymous(self, client: TestClient) -> None:
         r = client.post(
             "/api/triage/evaluate", json=HeadInjury, headers={"Authorization": "Bearer nonsense"}
