@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
 from consent.actors import Actor
 from consent.identity.oauth import ActorDep, current_actor
@@ -37,6 +38,13 @@ def complaints() -> list[s.ComplaintSummary]:
 def complaint(complaint: str) -> s.ComplaintRead:
     """A protocol's questions (Japanese and English), sources and risk factors."""
     return service.get_complaint(complaint)
+
+
+@router.get("/complaints/{complaint}/questionnaire")
+def questionnaire(complaint: str) -> JSONResponse:
+    """The protocol as a FHIR R4 Questionnaire (what recorded QuestionnaireResponses
+    answer)."""
+    return JSONResponse(service.questionnaire(complaint), media_type="application/fhir+json")
 
 
 @router.post("/evaluate", response_model=s.EvaluateOut)

@@ -157,6 +157,68 @@ def get_complaint(complaint: str) -> s.ComplaintRead:
     )
 
 
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
+
+
+def _with_english(text: dict[str, str]) -> dict[str, Any]:
+    """``_text`` element carrying the English translation of a Japanese string."""
+    return {
+        "extension": [
+            {
+                "url": TRANSLATION,
+                "extension": [
+                    {"url": "lang", "valueCode": "en"},
+                    {"url": "content", "valueString": text["en"]},
+                ],
+            }
+        ]
+    }
+
+
+def questionnaire(complaint: str) -> dict[str, Any]:
+    """The protocol as a FHIR R4 Questionnaire (Japanese text, English as translations);
+    the recorded QuestionnaireResponses point to it by ``url|version``."""
+    p = _protocol(complaint)
+    items = []
+    for q in p.questions:
+        item: dict[str, Any] = {
+            "linkId": q.id,
+            "text": q.text["ja"],
+            "_text": _with_english(q.text),
+            "type": {"boolean": "boolean", "number": "decimal", "choice": "choice"}[q.type],
+        }
+        if q.type == "choice":
+            item["answerOption"] = [
+                {
+                    "valueCoding": {
+                        "system": f"{PROTOCOL_SYSTEM}:{q.id}",
+                        "code": o["id"],
+                        "display": o["text"]["ja"],
+                    }
+                }
+                for o in q.options
+            ]
+        items.append(item)
+    resource: dict[str, Any] = {
+        "resourceType": "Questionnaire",
+        "id": f"triage-{p.id.replace('_', '-')}",
+        "url": f"{PROTOCOL_SYSTEM}:{p.id}",
+        "version": p.version,
+        "name": "".join(part.title() for part in p.id.split("_")),
+        "title": p.title["ja"],
+        "_title": _with_english(p.title),
+        "status": "active",
+        "subjectType": ["Patient"],
+        "language": "ja",
+        "description": "Sources: " + " | ".join(p.sources.values()),
+        "item": items,
+    }
+    problems = validate_resource(resource)
+    if problems:  # a protocol file that cannot be expressed is a defect of the file
+        raise UnprocessableResource(f"{p.id} is not a valid Questionnaire", issues=problems)
+    return resource
+
+
 # ---- next steps ---------------------------------------------------------------------------------
 
 

@@ -68,6 +68,16 @@ class TestComplaints:
         assert "nice_ng143" in r["sources"]
         assert client.get("/api/triage/complaints/nope").status_code == 404
 
+    def test_every_protocol_is_a_valid_fhir_questionnaire(self, client: TestClient) -> None:
+        from fhir_gateway.validation import validate_resource
+
+        for c in client.get("/api/triage/complaints").json():
+            r = client.get(f"/api/triage/complaints/{c['id']}/questionnaire")
+            assert r.status_code == 200
+            q = r.json()
+            assert validate_resource(q) == [] and q["url"].endswith(c["id"])
+            assert q["_title"]["extension"][0]["extension"][1]["valueString"] == c["title"]["en"]
+
 
 class TestAnonymousTriage:
     def test_works_without_a_token_and_writes_nothing(self, client: TestClient) -> None:
@@ -184,6 +194,9 @@ class TestSignedInTriage:
         assert "from your health record" in reason["reason"]["en"]
 
         qr = own_records(session, phr_resident["id"], "QuestionnaireResponse")
+        form = client.get("/api/triage/complaints/injury_fall/questionnaire").json()
+        assert qr[0]["questionnaire"] == f"{form['url']}|{form['version']}"
+        assert {i["linkId"] for i in qr[0]["item"]} <= {i["linkId"] for i in form["item"]}
         ra = own_records(session, phr_resident["id"], "RiskAssessment")
         assert qr[0]["id"] == out["recorded"]["QuestionnaireResponse"]
         assert qr[0]["item"][0]["answer"] == [{"valueBoolean": True}]
