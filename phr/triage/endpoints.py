@@ -90,9 +90,14 @@ def shock_index(body: s.ShockIndexIn, actor: ActorDep) -> dict[str, Any]:
 def jtas(body: s.JtasIn, actor: ActorDep) -> dict[str, Any]:
     """A JTAS-style level 1-5 from the vital signs and the complaint's protocol."""
     service.require_organization(actor)
-    r = service.jtas(body)
+    r, needs = service.jtas(body)
     name = scores.JTAS_NAMES[r.level]
-    return {"level": r.level, "name": {"ja": name[0], "en": name[1]}, "reasons": r.reasons}
+    return {
+        "level": r.level,
+        "name": {"ja": name[0], "en": name[1]},
+        "reasons": r.reasons,
+        "needs": needs,
+    }
 
 
 @router.get("/hospitals", response_model=list[s.HospitalRead])

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
+from phr.triage.schemas import CAPABILITIES
+
 __all__ = [
     "LEVELS",
     "PROTOCOL_DIR",
@@ -80,6 +82,8 @@ class Rule:
     when: tuple[dict[str, Any], ...]  # any of these; each: all of its conditions
     reason: dict[str, str]
     source: str
+    # What a receiving hospital needs to have for this finding (ct, cath_lab, stroke, ...).
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ class Evaluation:
     base_level: Level
     findings: list[Finding] = field(default_factory=list)
     unanswered: list[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)
 
 
 # ---- loading ------------------------------------------------------------------------------------
@@ -170,6 +175,14 @@ def _conditions(node: Any, questions: dict[str, Question], where: str) -> dict[s
         if (q is None or q.type == "number") and key != "sex" and not numeric:
             raise ProtocolError(f"{where}: {key} is a number; compare with numbers")
     return dict(node)
+
+
+def _needs(node: Any, where: str) -> tuple[str, ...]:
+    needs = tuple(node or ())
+    unknown = set(needs) - set(CAPABILITIES)
+    if unknown:
+        raise ProtocolError(f"{where}: unknown needs {sorted(unknown)}; one of {CAPABILITIES}")
+    return needs
 
 
 def _parse(data: dict[str, Any], path: Path) -> Protocol:
@@ -211,6 +224,7 @@ def _parse(data: dict[str, Any], path: Path) -> Protocol:
                 when=tuple(_conditions(c, questions, where) for c in alternatives),
                 reason=_text(r.get("reason"), where),
                 source=cite(r.get("source"), where),
+                needs=_needs(r.get("needs"), where),
             )
         )
     d = data.get("default") or {}
@@ -314,12 +328,14 @@ def evaluate(
     if sex:
         facts["sex"] = sex
     findings: list[Finding] = []
+    needs: list[str] = []
     # The most urgent rule that fires decides; the default only when none does.
     level: Level = "white"
     for rule in protocol.rules:
         if any(_matches(c, facts) for c in rule.when):
             findings.append(Finding(rule.level, rule.reason, protocol.sources[rule.source], "rule"))
             level = more_urgent(level, rule.level)
+            needs += [n for n in rule.needs if n not in needs]
     if not findings:
         level = protocol.default.level
         findings.append(
@@ -374,7 +390,7 @@ def evaluate(
         level = target
     findings.sort(key=lambda f: -RANK[f.level])
     unanswered = [q.id for q in protocol.questions if q.id not in answers]
-    return Evaluation(protocol, level, base, findings, unanswered)
+    return Evaluation(protocol, level, base, findings, unanswered, needs)
 
 
 def check_answers(protocol: Protocol, answers: dict[str, Any]) -> list[str]:

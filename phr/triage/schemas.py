@@ -97,6 +97,9 @@ class EvaluateOut(BaseModel):
     next_steps: list[NextStep]
     self_care: Text | None = None
     unanswered: list[str]
+    needs: list[str] = Field(
+        default_factory=list, description="what a receiving hospital should have (ct, ...)"
+    )
     phr: PhrUse
     recorded: dict[str, str] | None = None
     disclaimer: Text

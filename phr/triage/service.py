@@ -374,6 +374,7 @@ def evaluate(session: Session, actor: Actor | None, body: s.EvaluateIn) -> s.Eva
         next_steps=next_steps(ev.level, child=child, at=at),
         self_care=_text(p.self_care) if ev.level in ("white", "green") else None,
         unanswered=ev.unanswered,
+        needs=ev.needs,
         phr=phr,
         disclaimer=DISCLAIMER,
     )
@@ -511,15 +512,18 @@ def require_organization(actor: Actor) -> None:
         raise Forbidden("for organisation clients")
 
 
-def jtas(body: s.JtasIn) -> scores.JtasResult:
+def jtas(body: s.JtasIn) -> tuple[scores.JtasResult, list[str]]:
+    """The level and what a receiving hospital needs for the complaint's findings."""
     level = body.complaint_level or 5
     extra: list[str] = []
+    needs: list[str] = []
     if body.complaint:
         p = _protocol(body.complaint)
         problems = protocols.check_answers(p, body.answers)
         if problems:
             raise InvalidInput("; ".join(problems))
         ev = protocols.evaluate(p, body.answers)
+        needs = ev.needs
         # The phone scale mapped onto JTAS levels: red 1-2 (1 only from the vital signs).
         mapped = {"red": 2, "orange": 2, "yellow": 3, "green": 4, "white": 5}[ev.level]
         if mapped < level:
@@ -536,8 +540,8 @@ def jtas(body: s.JtasIn) -> scores.JtasResult:
         immunocompromised=body.immunocompromised,
     )
     if extra and r.level == level:
-        return scores.JtasResult(r.level, extra + [x for x in r.reasons if "complaint" not in x])
-    return r
+        r = scores.JtasResult(r.level, extra + [x for x in r.reasons if "complaint" not in x])
+    return r, needs
 
 
 # ---- hospitals ----------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ class TestAnonymousTriage:
         )
         assert r.status_code == 200, r.text
         out = r.json()
-        assert out["urgency"] == "red"
+        assert out["urgency"] == "red" and out["needs"] == ["cath_lab"]
         assert out["next_steps"][0]["contact"] == "119"
         assert out["phr"]["status"] == "anonymous" and out["recorded"] is None
         assert out["findings"][0]["source"].startswith("NICE CG95")
@@ -342,6 +342,7 @@ class TestScores:
             },
         ).json()
         assert j["level"] == 2 and j["name"]["en"] == "emergent"
+        assert j["needs"] == ["cath_lab"]
         j = client.post("/api/triage/jtas", headers=h, json={"gcs": 8, "spo2": 97}).json()
         assert j["level"] == 1
 

@@ -102,6 +102,17 @@ class TestFormat:
                 ]
             },
             {"population": "pets"},
+            {
+                "rules": [
+                    {
+                        "level": "red",
+                        "when": {"q": True},
+                        "needs": ["helipad"],
+                        "reason": {"ja": "a", "en": "b"},
+                        "source": "s",
+                    }
+                ]
+            },
         ],
     )
     def test_a_broken_file_is_refused(self, tmp_path: Path, change: dict[str, Any]) -> None:
