@@ -22,6 +22,7 @@ from consent.actors import Actor, Purpose
 from fhir_gateway.validation import validate_resource
 from phr.errors import Forbidden, InvalidInput, NotFound, UnprocessableResource
 from phr.store import repository as repo
+from phr.store.indexer import utcnow
 from phr.store.reader import RecordReader
 from phr.triage import protocols, repository, risk, scores, transport
 from phr.triage import schemas as s
@@ -390,7 +391,8 @@ def _answer_value(q: protocols.Question | None, value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"valueBoolean": value}
     if isinstance(value, int | float):
-        return {"valueDecimal": value} if isinstance(value, float) else {"valueInteger": value}
+        # The Questionnaire's number items are decimals, whatever the JSON number's form.
+        return {"valueDecimal": float(value)}
     return {"valueCoding": {"system": f"{PROTOCOL_SYSTEM}:{q.id if q else 'x'}", "code": value}}
 
 
@@ -589,6 +591,7 @@ def update_availability(
 
 
 def _sites(session: Session) -> list[transport.Hospital]:
+    now = utcnow()
     return [
         transport.Hospital(
             id=h.organization_id,
@@ -600,6 +603,7 @@ def _sites(session: Session) -> list[transport.Hospital]:
             accepting=h.accepting,
             capacity=h.free_beds,
             accepts_24h=h.accepts_24h,
+            reported_minutes_ago=(now - h.updated_at).total_seconds() / 60,
         )
         for h in repository.hospitals(session)
     ]

@@ -63,10 +63,15 @@ class Hospital:
     accepting: bool = True
     capacity: int = 0
     accepts_24h: bool = True
+    reported_minutes_ago: float | None = None  # when the availability was last reported
 
     @property
     def available(self) -> frozenset[str]:
         return self.capabilities - self.unavailable
+
+
+# Availability reported longer ago than this is flagged in the ranking's reasons.
+STALE_AFTER_MINUTES = 12 * 60
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ def rank_hospitals(
             f"{minutes:.1f} min ({km:.1f} km straight line); provides {needs}; "
             f"{h.capacity} free bed(s){'; 24-hour' if h.accepts_24h else ''}"
         )
+        ago = h.reported_minutes_ago
+        if ago is not None and ago > STALE_AFTER_MINUTES:
+            reason += f"; availability last reported {ago / 60:.0f} h ago: call ahead"
         out.append((h, minutes, km, reason))
     out.sort(key=lambda t: (t[1], t[0].id))
     return out

@@ -393,6 +393,7 @@ class TestHospitals:
         )
         ranked = client.post("/api/triage/hospitals/rank", json=patient, headers=ems).json()
         assert "tsukuba-gakuen-hospital" not in {r["hospital"] for r in ranked}
+        assert "call ahead" not in ranked[0]["reason"]
         assert client.post("/api/triage/hospitals/rank", json=patient).status_code == 401
 
     def test_mass_casualty_assignment_respects_capacity_and_capability(
