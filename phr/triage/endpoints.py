@@ -66,7 +66,7 @@ def news2(body: s.News2In, actor: ActorDep) -> s.News2Out:
     """NEWS2 (RCP 2017) for any authenticated organisation client."""
     service.require_organization(actor)
     r = scores.news2(**body.model_dump())
-    return s.News2Out(score=r.score, points=r.points, risk=r.risk, response=r.response)
+    return s.News2Out(score=r.score, points=r.points, risk=r.risk)
 
 
 @router.post("/qsofa")

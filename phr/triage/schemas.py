@@ -126,7 +126,6 @@ class News2Out(BaseModel):
     score: int
     points: dict[str, int]
     risk: Literal["low", "low-medium", "medium", "high"]
-    response: str
 
 
 class QsofaIn(BaseModel):

@@ -122,7 +122,7 @@ def news2(
     points = {
         "respiratory_rate": _band(respiratory_rate, *NEWS2_BANDS["respiratory_rate"]),
         "spo2": spo2_points,
-        "air_or_oxygen": 2 if on_oxygen else 0,
+        "on_oxygen": 2 if on_oxygen else 0,
         "systolic_bp": _band(systolic_bp, *NEWS2_BANDS["systolic_bp"]),
         "pulse": _band(pulse, *NEWS2_BANDS["pulse"]),
         "consciousness": 0 if consciousness == "A" else 3,

@@ -291,13 +291,14 @@ class TestScores:
         assert out["points"] == {
             "respiratory_rate": 2,
             "spo2": 1,
-            "air_or_oxygen": 0,
+            "on_oxygen": 0,
             "systolic_bp": 1,
             "pulse": 2,
             "consciousness": 0,
             "temperature": 1,
         }
         assert (out["score"], out["risk"]) == (7, "high")
+        assert set(out) == {"score", "points", "risk"}
 
     def test_news2_takes_exactly_its_fields(self, client: TestClient, make_org: OrgFactory) -> None:
         ems = make_org("ems-y", "ems", scopes=["system/*.rs"])

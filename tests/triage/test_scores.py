@@ -64,8 +64,8 @@ class TestNews2Chart:
         assert points(spo2=spo2, spo2_scale=2, on_oxygen=True)["spo2"] == on_oxygen
 
     def test_air_or_oxygen(self) -> None:
-        assert points()["air_or_oxygen"] == 0
-        assert points(on_oxygen=True)["air_or_oxygen"] == 2
+        assert points()["on_oxygen"] == 0
+        assert points(on_oxygen=True)["on_oxygen"] == 2
 
     @pytest.mark.parametrize(
         ("sbp", "expected"),
