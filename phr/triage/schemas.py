@@ -65,6 +65,9 @@ class EvaluateIn(BaseModel):
         "self", description="'other': asking for someone else (a child, a neighbour)"
     )
     at: datetime | None = Field(None, description="when (decides night/holiday advice)")
+    record: bool = Field(
+        True, description="signed in: keep the result in my record (false: do not)"
+    )
 
 
 class FindingRead(BaseModel):

@@ -379,7 +379,7 @@ def evaluate(session: Session, actor: Actor | None, body: s.EvaluateIn) -> s.Eva
         phr=phr,
         disclaimer=DISCLAIMER,
     )
-    if resident_id is not None and body.subject == "self":
+    if resident_id is not None and body.subject == "self" and body.record:
         out.recorded = _record(session, resident_id, p, body, out, at)
     return out
 

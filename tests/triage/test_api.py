@@ -272,6 +272,21 @@ class TestSignedInTriage:
         assert out["phr"]["status"] == "not_self" and out["recorded"] is None
         assert own_records(session, phr_resident["id"], "RiskAssessment") == []
 
+    def test_a_resident_can_ask_not_to_keep_the_result(
+        self,
+        client: TestClient,
+        session: Session,
+        pias: None,
+        phr_resident: dict[str, Any],
+        resident_token: Callable[[str], dict[str, str]],
+    ) -> None:
+        h = resident_token(phr_resident["id"])
+        out = client.post(
+            "/api/triage/evaluate", headers=h, json={**HeadInjury, "record": False}
+        ).json()
+        assert out["recorded"] is None and out["urgency"] == "green"
+        assert own_records(session, phr_resident["id"], "QuestionnaireResponse") == []
+
 
 class TestScores:
     def test_news2_needs_an_authenticated_organisation(
