@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -152,15 +153,24 @@ class TestAnonymousTriage:
 
 
 class TestSignedInTriage:
+    @pytest.fixture
+    def signed_in(
+        self,
+        pias: None,
+        phr_resident: dict[str, Any],
+        resident_token: Callable[[str], dict[str, str]],
+    ) -> dict[str, str]:
+        """The resident's token headers, with the platform's PIAs in force."""
+        return resident_token(phr_resident["id"])
+
     def test_without_consent_the_advice_is_anonymous_level_and_says_why(
         self,
         client: TestClient,
         session: Session,
-        pias: None,
         phr_resident: dict[str, Any],
-        resident_token: Callable[[str], dict[str, str]],
+        signed_in: dict[str, str],
     ) -> None:
-        h = resident_token(phr_resident["id"])
+        h = signed_in
         r = client.post("/api/triage/evaluate", json=HeadInjury, headers=h)
         assert r.status_code == 200, r.text
         out = r.json()
@@ -176,11 +186,10 @@ class TestSignedInTriage:
         self,
         client: TestClient,
         session: Session,
-        pias: None,
         phr_resident: dict[str, Any],
-        resident_token: Callable[[str], dict[str, str]],
+        signed_in: dict[str, str],
     ) -> None:
-        h = resident_token(phr_resident["id"])
+        h = signed_in
         c = client.put("/api/triage/me/consent", json={"enabled": True}, headers=h)
         assert c.status_code == 200, c.text
         out = client.post("/api/triage/evaluate", json=HeadInjury, headers=h).json()
@@ -220,13 +229,9 @@ class TestSignedInTriage:
         assert again["phr"]["status"] == "not_permitted" and again["urgency"] == "green"
 
     def test_a_consent_to_another_purpose_does_not_let_triage_read(
-        self,
-        client: TestClient,
-        pias: None,
-        phr_resident: dict[str, Any],
-        resident_token: Callable[[str], dict[str, str]],
+        self, client: TestClient, phr_resident: dict[str, Any], signed_in: dict[str, str]
     ) -> None:
-        h = resident_token(phr_resident["id"])
+        h = signed_in
         r = client.post(
             "/api/me/consents",
             headers=h,
@@ -253,11 +258,10 @@ class TestSignedInTriage:
         self,
         client: TestClient,
         session: Session,
-        pias: None,
         phr_resident: dict[str, Any],
-        resident_token: Callable[[str], dict[str, str]],
+        signed_in: dict[str, str],
     ) -> None:
-        h = resident_token(phr_resident["id"])
+        h = signed_in
         client.put("/api/triage/me/consent", json={"enabled": True}, headers=h)
         out = client.post(
             "/api/triage/evaluate",
@@ -276,11 +280,10 @@ class TestSignedInTriage:
         self,
         client: TestClient,
         session: Session,
-        pias: None,
         phr_resident: dict[str, Any],
-        resident_token: Callable[[str], dict[str, str]],
+        signed_in: dict[str, str],
     ) -> None:
-        h = resident_token(phr_resident["id"])
+        h = signed_in
         out = client.post(
             "/api/triage/evaluate", headers=h, json={**HeadInjury, "record": False}
         ).json()
