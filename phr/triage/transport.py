@@ -4,7 +4,7 @@ assignment of many patients at once (mass-casualty incident, 同時多発的な�
 Travel model (stated, not measured): great-circle (haversine) distance × a road factor of
 1.4, driven at 40 km/h.
 - The road factor: Boscoe FP, Henry KA, Zdeb MS (A nationwide comparison of driving
-  distance versus straight-line distance to hospitals. Prof Geogr 2012;64(2):188-196)
+  distance versus straight-line distance to hospitals. Prof Geogr 2012;64(2))
   found road and straight-line distances to hospitals very highly correlated (r² > 0.9),
   which is what makes a constant factor reasonable; the value 1.4 is a commonly used
   circuity ratio and an assumption here, not a figure taken from that paper.
