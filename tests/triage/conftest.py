@@ -70,3 +70,11 @@ def hospitals(session: Session) -> int:
     n = seed_hospitals(session)
     session.commit()
     return n
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The vignette agreement, in every run's output (CI included)."""
+    from tests.triage.test_vignettes import REPORT
+
+    for line in REPORT:
+        terminalreporter.write_line(f"triage {line}")
