@@ -55,6 +55,12 @@ def evaluate(body: s.EvaluateIn, session: SessionDep, actor: MaybeActor) -> s.Ev
     return service.evaluate(session, actor, body)
 
 
+@router.get("/me/results", response_model=list[s.PastResult])
+def my_results(session: SessionDep, actor: ActorDep) -> list[s.PastResult]:
+    """My recorded triage results, newest first."""
+    return service.my_results(session, actor)
+
+
 @router.put("/me/consent")
 def triage_consent(body: s.ConsentSwitch, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Let the triage service read my conditions, medicines and procedures (or stop it)."""

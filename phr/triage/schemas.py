@@ -108,6 +108,15 @@ class EvaluateOut(BaseModel):
     disclaimer: Text
 
 
+class PastResult(BaseModel):
+    risk_assessment: str
+    questionnaire_response: str | None
+    complaint: str
+    urgency: Urgency
+    at: str
+    rationale: str
+
+
 class ConsentSwitch(BaseModel):
     enabled: bool
 

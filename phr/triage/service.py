@@ -465,6 +465,47 @@ def _record(
     return {"QuestionnaireResponse": qr_id, "RiskAssessment": ra_id}
 
 
+def my_results(session: Session, actor: Actor, limit: int = 20) -> list[s.PastResult]:
+    """The signed-in resident's recorded triage results, newest first (their own record,
+    read as themselves through the choke point)."""
+    from phr.store import search as fsearch
+
+    if actor.kind != "resident" or not actor.resident_id:
+        raise Forbidden("only a signed-in resident has triage results")
+    reader = RecordReader(session, actor, Purpose.PATIENT_ACCESS)
+    req = fsearch.parse(
+        "RiskAssessment",
+        [("patient", actor.resident_id), ("_sort", "-_lastUpdated"), ("_count", str(limit))],
+    )
+    out = []
+    for row in reader.search(req).matches:
+        ra = repo.load_json(row.content)
+        method = (ra.get("method") or {}).get("coding") or [{}]
+        if method[0].get("system") != PROTOCOL_SYSTEM:
+            continue  # a risk assessment from somewhere else
+        prediction = (ra.get("prediction") or [{}])[0]
+        outcome = ((prediction.get("outcome") or {}).get("coding") or [{}])[0]
+        qr = next(
+            (
+                b["reference"].split("/", 1)[1]
+                for b in ra.get("basis") or []
+                if str(b.get("reference", "")).startswith("QuestionnaireResponse/")
+            ),
+            None,
+        )
+        out.append(
+            s.PastResult(
+                risk_assessment=ra["id"],
+                questionnaire_response=qr,
+                complaint=method[0].get("code", ""),
+                urgency=outcome.get("code", "white"),
+                at=ra.get("occurrenceDateTime", ""),
+                rationale=prediction.get("rationale", ""),
+            )
+        )
+    return out
+
+
 # ---- the resident's consent switch --------------------------------------------------------------
 
 

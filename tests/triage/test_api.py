@@ -223,6 +223,11 @@ class TestSignedInTriage:
         ).all()
         assert [(e.service, e.purpose) for e in logged] == [("triage", "TRIAGE")]
 
+        mine = client.get("/api/triage/me/results", headers=h).json()
+        assert [(m["complaint"], m["urgency"], m["questionnaire_response"]) for m in mine] == [
+            ("injury_fall", "orange", qr[0]["id"])
+        ]
+
         # Revoking stops it at once.
         client.put("/api/triage/me/consent", json={"enabled": False}, headers=h)
         again = client.post("/api/triage/evaluate", json=HeadInjury, headers=h).json()
@@ -300,9 +305,11 @@ class TestScores:
         resident_token: Callable[[str], dict[str, str]],
     ) -> None:
         assert client.post("/api/triage/news2", json=NEWS2_BODY).status_code == 401
+        assert client.get("/api/triage/me/results").status_code == 401
         h = resident_token(phr_resident["id"])
         assert client.post("/api/triage/news2", json=NEWS2_BODY, headers=h).status_code == 403
         ems = make_org("ems-x", "ems", scopes=["system/*.rs"])
+        assert client.get("/api/triage/me/results", headers=ems["headers"]).status_code == 403
         r = client.post("/api/triage/news2", json=NEWS2_BODY, headers=ems["headers"])
         assert r.status_code == 200, r.text
         out = r.json()
