@@ -131,6 +131,7 @@ ROUTERS = (
     "consent.audit_endpoints",
     "consent.policy.endpoints",
     "fhir_gateway.api.operations.summary",
+    "phr.triage.endpoints",
 )
 
 

@@ -313,8 +313,9 @@ def _register_groups() -> None:
     from consent.identity.cli import card, oidc
     from consent.pia.cli import pia
     from consent.staff.cli import staff
+    from phr.triage.cli import triage
 
-    for group in (card, oidc, staff, pia, audit):
+    for group in (card, oidc, staff, pia, audit, triage):
         main.add_command(group)
 
 

@@ -8,7 +8,8 @@ import consent.pia.models
 import consent.policy.models
 import consent.staff.models  # noqa: F401
 import fhir_gateway.models  # noqa: F401
-import phr.store.models  # noqa: F401
+import phr.store.models
+import phr.triage.models  # noqa: F401
 from phr.db import Base
 
 metadata = Base.metadata
