@@ -43,6 +43,11 @@ PUBLIC = {
     ("GET", "/auth/card/demo"),
     ("POST", "/auth/card/challenge"),
     ("GET", "/auth/staff/login"),
+    # Self-triage works without an account (issue 6): the protocols and their evaluation.
+    ("GET", "/api/triage/complaints"),
+    ("GET", "/api/triage/complaints/{complaint}"),
+    ("GET", "/api/triage/complaints/{complaint}/questionnaire"),
+    ("POST", "/api/triage/evaluate"),
     # Signing out without a session is a harmless no-op.
     ("POST", "/auth/signout"),
     ("POST", "/auth/staff/logout"),

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import OrgFactory, patient_bundle
 from tests.consent.audit.conftest import resident_token  # noqa: F401  (a fixture)
-from tests.consent.policy.test_matrix import condition
+from tests.consent.policy.conftest import condition
 
 
 def _medication(uuid: str, code: str, name: str, authored: str) -> dict[str, Any]:
