@@ -91,7 +91,8 @@ class BiometricState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger)
-    # Tombstones up to this generation were pruned: an index older than it reloads whole.
+    # Tombstones (an id and a number each) are kept. A pruning job, if one is ever needed,
+    # records here up to which generation it removed them: an older index reloads whole.
     pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

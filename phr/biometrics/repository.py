@@ -56,18 +56,6 @@ def state(session: Session) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def prune_tombstones(session: Session, through: int) -> int:
-    result = session.execute(
-        delete(BiometricTombstone).where(BiometricTombstone.generation <= through)
-    )
-    session.execute(
-        _state.update()
-        .where(_state.c.id == STATE_ID, _state.c.pruned_through < through)
-        .values(pruned_through=through)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 # --------------------------------------------------------------------------- enrollment
 
 

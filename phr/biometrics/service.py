@@ -71,6 +71,7 @@ __all__ = [
     "reference_photo",
     "reference_photo_with_type",
     "reset_index",
+    "seal_template",
     "withdraw",
 ]
 
@@ -114,8 +115,19 @@ def _process_index() -> TemplateIndex:
     global _index
     with _index_lock:
         if _index is None:
+            _single_threaded_blas()
             _index = TemplateIndex(TEMPLATE_DIM)
         return _index
+
+
+def _single_threaded_blas() -> None:
+    """A search is one memory-bound matrix-vector product: BLAS threads do not make it
+    faster, and on a busy machine (several server workers on few cores) they make it
+    wait for each other — p50 of a narrowed search 16 ms with two threads, 0.3 ms with
+    one (bench/biometrics.py). Parallelism comes from the server's workers instead."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def reset_index() -> None:
@@ -127,6 +139,12 @@ def reset_index() -> None:
 
 def _aad(template_id: str, resident_id: str) -> bytes:
     return f"biometric-template|{template_id}|{resident_id}".encode()
+
+
+def seal_template(template_id: str, resident_id: str, vector: np.ndarray) -> str:
+    """A unit float32 template sealed for its row (bound to template and resident)."""
+    data = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    return seal(data, aad=_aad(template_id, resident_id), keys=biometric_keys())
 
 
 def _photo_aad(resident_id: str) -> bytes:
@@ -316,7 +334,7 @@ def enroll(
                 "resident_id": resident_id,
                 "generation": generation,
                 "dim": TEMPLATE_DIM,
-                "sealed": seal(vec.tobytes(), aad=_aad(tid, resident_id), keys=keys),
+                "sealed": seal_template(tid, resident_id, vec),
                 "source": source,
                 "extractor": extractor_name,
                 "created_at": now,
