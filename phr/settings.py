@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     biometric_encryption_key: str | None = Field(default=None, repr=False)
     biometric_match_threshold: float = 0.943
     biometric_searches_per_minute: int = 12
+    # Load the face gallery into each server process at start-up, in the background (not
+    # under PHR_ENV=test), so that the first paramedic's search does not wait for it.
+    biometric_warm_up: bool = True
 
     @property
     def resolved_database_url(self) -> str:

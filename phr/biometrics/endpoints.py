@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -11,8 +14,20 @@ from consent.identity.oauth import ActorDep
 from phr.biometrics import schemas, service
 from phr.db import SessionDep
 from phr.errors import InvalidInput, NotFound
+from phr.settings import get_settings
 
-router = APIRouter(tags=["biometrics"])
+
+@asynccontextmanager
+async def _warm_up(_app: Any) -> AsyncIterator[None]:
+    """Load the face gallery in the background when the server starts: searches that come
+    first wait for it (correct, only slower), nothing else does."""
+    settings = get_settings()
+    if settings.biometric_warm_up and settings.env != "test":
+        threading.Thread(target=service.warm_up, name="biometric-warm-up", daemon=True).start()
+    yield
+
+
+router = APIRouter(tags=["biometrics"], lifespan=_warm_up)
 
 PURPOSE_HEADER = "X-Purpose-Of-Use"
 

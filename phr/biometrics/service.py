@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -72,8 +73,11 @@ __all__ = [
     "reference_photo_with_type",
     "reset_index",
     "seal_template",
+    "warm_up",
     "withdraw",
 ]
+
+log = logging.getLogger(__name__)
 
 CONSENT_VERSION = "biometric-2026-11-v1"
 CONSENT_TEXT = (
@@ -185,6 +189,16 @@ def gallery_index(session: Session) -> TemplateIndex:
             removed = repo.tombstones(session, after=have, upto=generation)
             index.apply(rows, removed, generation)
     return index
+
+
+def warm_up() -> int:
+    """Load the gallery into this process now (server start-up); returns its size."""
+    from phr.db import transaction
+
+    with transaction() as session:
+        index = gallery_index(session)
+    log.info("biometric gallery loaded: %d templates", len(index))
+    return len(index)
 
 
 def _changed_gallery(session: Session) -> int:

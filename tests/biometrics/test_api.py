@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -192,3 +193,28 @@ def test_a_real_orl_photo_pair_identifies_the_same_person_only(
 
     bad = search(client, ems, image=base64.b64encode(b"not an image").decode())
     assert bad.status_code == 400
+
+
+def test_without_the_face_extra_images_answer_501_and_vectors_still_work(
+    client: TestClient,
+    make_resident: MakeResident,
+    resident_token: Token,
+    ems: dict[str, str],
+    rng: np.random.Generator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dlib not installed (made unimportable here): a clear error for images only."""
+    from phr.biometrics import extractor
+
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    monkeypatch.setattr(extractor, "_default", None)
+    make_resident("r-1")
+    me = resident_token("r-1")
+    image = base64.b64encode(PNG).decode()
+    r = client.post("/api/me/biometrics", json={"consent": True, "images": [image]}, headers=me)
+    assert r.status_code == 501 and r.json()["error"] == "face_extractor_unavailable"
+    assert "tsukuba-phr[face]" in r.json()["message"]
+    assert search(client, ems, image=image).status_code == 501
+    face = random_unit(rng)
+    enroll(client, me, vectors=[face.tolist()])
+    assert search(client, ems, embedding=face.tolist()).json()["identified"] is True

@@ -411,3 +411,13 @@ def test_the_generation_counter_orders_changes(session: Session) -> None:
     assert repo.next_generation(session) == g0 + 1
     assert repo.next_generation(session) == g0 + 2
     assert repo.state(session)[0] == g0 + 2
+
+
+def test_warm_up_loads_the_gallery_before_the_first_search(
+    session: Session, make_resident: MakeResident, rng: np.random.Generator
+) -> None:
+    enroll(session, make_resident("r-1"), random_unit(rng))
+    enroll(session, make_resident("r-2"), random_unit(rng))
+    assert service.warm_up() == 2
+    generation, _ = repo.state(session)
+    assert service.gallery_index(session).generation == generation
