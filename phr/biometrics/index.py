@@ -132,12 +132,12 @@ class TemplateIndex:
             getattr(self, name)[:n] = array[:n]
 
     def _fit_basis(self, vectors: FloatArray) -> None:
-        """Gallery mean and principal axes (from up to 20,000 rows)."""
+        """Gallery mean and principal axes (from up to 5,000 rows)."""
         if vectors.shape[0] < 2 * self.dim:
             self._mean = np.zeros(self.dim, dtype=np.float32)
             self._axes = np.eye(self.dim, dtype=np.float32)
             return
-        step = max(1, vectors.shape[0] // 20_000)
+        step = max(1, vectors.shape[0] // 5_000)
         sample = vectors[::step].astype(np.float64)
         mean = sample.mean(axis=0)
         _, _, axes = np.linalg.svd(sample - mean, full_matrices=False)
@@ -171,19 +171,45 @@ class TemplateIndex:
     def replace_all(self, rows: Iterable[TemplateRow], generation: int) -> None:
         """Load the whole gallery, laid out by sex then birth date: a search narrowed by
         sex and age then reads one contiguous block instead of gathering rows."""
-        ordered = sorted(
-            rows,
-            key=lambda r: (
-                SEX_CODES.get(r.sex or "", _UNKNOWN_SEX),
-                r.birth_date.toordinal() if r.birth_date else _UNKNOWN_BIRTH,
-            ),
+        given = list(rows)
+        n = len(given)
+        sex = np.fromiter((SEX_CODES.get(r.sex or "", _UNKNOWN_SEX) for r in given), np.int8, n)
+        birth = np.fromiter(
+            (r.birth_date.toordinal() if r.birth_date else _UNKNOWN_BIRTH for r in given),
+            np.int32,
+            n,
         )
+        order = np.lexsort((birth, sex))
         with self._lock:
             self._clear()
-            self._grow(len(ordered))
-            if ordered:
-                self._fit_basis(np.vstack([r.vector for r in ordered]))
-            self._upsert(ordered)
+            self._grow(n)
+            if n == 0:
+                self.generation = generation
+                return
+            self._vec[:n] = np.stack([r.vector for r in given])[order]
+            ordered = [given[i] for i in order.tolist()]
+            del given
+            self._sex[:n], self._birth[:n] = sex[order], birth[order]
+            codes = self._district_code
+            self._district[:n] = np.fromiter(
+                (
+                    codes.setdefault(r.district, len(codes)) if r.district else _UNKNOWN_DISTRICT
+                    for r in ordered
+                ),
+                np.int32,
+                n,
+            )
+            self._alive[:n] = True
+            self._template = [r.template_id for r in ordered]
+            self._resident = [r.resident_id for r in ordered]
+            self._row_of = {t: i for i, t in enumerate(self._template)}
+            self._n = n
+            self._fit_basis(self._vec[:n])
+            for lo in range(0, n, 50_000):
+                hi = min(n, lo + 50_000)
+                self._head[lo:hi], self._tail[lo:hi], self._center[lo:hi] = self._project(
+                    self._vec[lo:hi]
+                )
             self.generation = generation
 
     def apply(self, rows: Iterable[TemplateRow], removed: Iterable[str], generation: int) -> None:
