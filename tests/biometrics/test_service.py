@@ -232,8 +232,11 @@ class TestDeletion:
         service.enroll(session, make_resident("r-ghost"), consent=True, vectors=[ghost.tolist()])
         assert service.identify(session, EMS, ghost.tolist())  # this transaction sees it
         nested.rollback()
-        service.gallery_index(session)
+        # The next change takes the same generation number the rolled-back one had.
+        other = random_unit(rng)
+        enroll(session, make_resident("r-2"), other)
         assert service.identify(session, EMS, ghost.tolist()) == []
+        assert [c.resident_id for c in service.identify(session, EMS, other.tolist())] == ["r-2"]
 
 
 class TestEncryptionAtRest:
