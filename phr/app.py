@@ -132,6 +132,7 @@ ROUTERS = (
     "consent.policy.endpoints",
     "fhir_gateway.api.operations.summary",
     "phr.triage.endpoints",
+    "phr.biometrics.endpoints",
 )
 
 

@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     # emergency pre-consent: off unless the deployment decides otherwise.
     life_protection_exception: bool = False
     break_glass_minutes: int = 120
+    # Biometric identification (docs/biometrics.md): master key (base64, 32 bytes) sealing
+    # face templates and reference photos (generated in development); the cosine-similarity
+    # threshold calibrated on the ORL faces with the dlib ResNet extractor (FMR 1e-4, see
+    # docs/biometrics-face-eval.json); searches allowed per actor per minute.
+    biometric_encryption_key: str | None = Field(default=None, repr=False)
+    biometric_match_threshold: float = 0.943
+    biometric_searches_per_minute: int = 12
+    # Load the face gallery into each server process at start-up, in the background (not
+    # under PHR_ENV=test), so that the first paramedic's search does not wait for it.
+    biometric_warm_up: bool = True
 
     @property
     def resolved_database_url(self) -> str:
@@ -95,6 +105,8 @@ class Settings(BaseSettings):
             missing.append("PHR_JPKI_CRL_FILE")
         if not self.audit_seal_key_file:
             missing.append("PHR_AUDIT_SEAL_KEY_FILE")
+        if not self.biometric_encryption_key:
+            missing.append("PHR_BIOMETRIC_ENCRYPTION_KEY")
         if self.demo_mode:
             missing.append("PHR_DEMO_MODE=false")
         if missing:
