@@ -1,4 +1,4 @@
-"""The web application: FHIR API, OAuth2, and (later) the resident and staff pages."""
+"""The web application: FHIR API, OAuth2, the resident web app (``phr.web``) at ``/``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -93,18 +93,6 @@ def create_app() -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        base = settings.base_url.rstrip("/")
-        return (
-            "<!doctype html><html lang=ja><meta charset=utf-8><title>Tsukuba PHR</title>"
-            "<h1>つくば PHR — Tsukuba lifelong health record</h1><ul>"
-            f"<li><a href='{base}/fhir/metadata'>FHIR CapabilityStatement</a></li>"
-            f"<li><a href='{base}/docs'>API documentation (OpenAPI)</a></li>"
-            f"<li><a href='{base}/.well-known/smart-configuration'>SMART configuration</a></li>"
-            "</ul></html>"
-        )
-
     return app
 
 
@@ -116,6 +104,7 @@ ROUTERS = (
     "consent.audit_endpoints",
     "consent.policy.endpoints",
     "fhir_gateway.api.operations.summary",
+    "phr.web.endpoints",
 )
 
 
