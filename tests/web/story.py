@@ -195,7 +195,8 @@ def clinic_a_bundle(p: Person, *, years: int, per_year: int, today: date) -> dic
         _entry(_condition(pat, "J20.9", "急性気管支炎", f"{today.year - 2}-01-10", "resolved"))
     )
     hba1c, ldl, egfr, weight = 6.4, 150.0, 72.0, 58.0
-    for i, day in enumerate(_visit_days(today, years, per_year, 7)):
+    days = _visit_days(today, years, per_year, 7)
+    for i, day in enumerate(days):
         when = f"{day.isoformat()}T09:30:00+09:00"
         enc = "urn:uuid:" + str(uuid.uuid4())
         entries.append(
@@ -274,7 +275,7 @@ def clinic_a_bundle(p: Person, *, years: int, per_year: int, today: date) -> dic
             ),
             _entry(_med(pat, enc, when, AMLODIPINE, name, 30)),
         ]
-        if i % 2 == 0:
+        if (len(days) - 1 - i) % 2 == 0:  # every other visit, the last one included
             entries.append(_entry(_med(pat, enc, when, ATORVASTATIN, name, 90)))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
