@@ -13,7 +13,7 @@ from consent.actors import Actor, Purpose
 from phr.errors import NotFound
 from phr.store.reader import RecordReader
 from tests.web.conftest import csrf_of, sign_in
-from tests.web.story import CLINIC_A, CLINIC_B, CITY, HOSPITAL
+from tests.web.story import CITY, CLINIC_A, CLINIC_B, HOSPITAL
 from tests.web.test_security import PAGES
 
 
