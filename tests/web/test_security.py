@@ -62,7 +62,7 @@ class TestHeaders:
             assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
             assert r.headers["x-frame-options"] == "DENY"
             assert r.headers["x-content-type-options"] == "nosniff"
-            assert r.headers["referrer-policy"] == "no-referrer"
+            assert r.headers["referrer-policy"] == "same-origin"
             assert r.headers["cache-control"] == "no-store"
 
     def test_pages_have_no_inline_script_style_or_event_handler(
