@@ -17,6 +17,10 @@ from phr.web.service import Series
 __all__ = ["Chart", "layout"]
 
 WIDTH, HEIGHT = 640, 260
+# Markers for each value only while they stay distinguishable; the line carries the trend.
+MAX_MARKERS = 60
+# The table under a chart: the latest values (every value is in the results by year).
+TABLE_ROWS = 24
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 36
 
 
@@ -38,12 +42,15 @@ class Chart:
     series: list[Plotted]
     y_ticks: list[tuple[float, str]]
     x_ticks: list[tuple[float, str]]
+    markers: bool
     band: tuple[float, float] | None  # y top, y bottom of the reference (target) range
     thresholds: list[tuple[float, str]]  # y, label
     empty: bool
     first: str
     last: str
     unit: str
+    # The latest numbers as a table, newest first: (date, [value text per series], source).
+    rows: list[tuple[str, list[tuple[str, str]], str]]
 
 
 def _nice_step(span: float) -> float:
@@ -63,7 +70,7 @@ def layout(all_series: list[Series]) -> Chart:
     points = [p for s in all_series for p in s.points]
     unit = next((s.unit for s in all_series if s.unit), "")
     if not points:
-        return Chart(WIDTH, HEIGHT, [], [], [], None, [], True, "", "", unit)
+        return Chart(WIDTH, HEIGHT, [], [], [], False, None, [], True, "", "", unit, [])
     limits = [v for s in all_series for v in (s.high_from, s.low_below) if v is not None]
     values = [p.value for p in points] + limits
     lo, hi = min(values), max(values)
@@ -127,10 +134,24 @@ def layout(all_series: list[Series]) -> Chart:
         plotted,
         y_ticks,
         x_ticks,
+        max(len(s.points) for s in all_series) <= MAX_MARKERS,
         band,
         thresholds,
         False,
         min(p.when for p in points),
         max(p.when for p in points),
         unit,
+        _rows(all_series),
     )
+
+
+def _rows(all_series: list[Series]) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """One row per date; a value and its flag ("high"/"low"/"") per series."""
+    by_date: dict[str, tuple[list[tuple[str, str]], str]] = {}
+    n = len(all_series)
+    for i, s in enumerate(all_series):
+        for p in s.points:
+            values = by_date.setdefault(p.when, ([("", "")] * n, p.source))[0]
+            values[i] = (f"{p.value:g}", p.flag)
+    newest = sorted(by_date.items())[::-1][:TABLE_ROWS]
+    return [(when, values, source) for when, (values, source) in newest]

@@ -33,6 +33,7 @@ from fhir_gateway.api.operations.summary import build_document
 from phr.db import SessionDep
 from phr.errors import PHRError
 from phr.settings import get_settings
+from phr.store.indexer import utcnow
 from phr.web import charts, i18n, repository, service, sharing
 from phr.web.render import language, page, static_file
 from phr.web.security import (
@@ -234,20 +235,19 @@ def medicines(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/me/results", response_class=HTMLResponse)
-def results(request: Request, session: SessionDep) -> Response:
+def results(request: Request, session: SessionDep, year: str | None = None) -> Response:
     rid = signed_in(request, session)
     rec = service.load_record(session, rid, ["Observation"])
-    lang = language(request)
-    trend = []
-    for spec in service.CHARTS:
-        s = service.series(rec, spec)
-        trend.append((spec, s, charts.layout(s)))
+    years = service.result_years(rec)
+    shown = year if year in years else (years[0] if years else None)
     return page(
         request,
         "results.html",
         resident=rid,
-        trend=trend,
-        rows=service.result_rows(rec, lang),
+        trend=[(spec, s, charts.layout(s)) for spec, s in service.all_series(rec)],
+        years=years,
+        year=shown,
+        rows=service.result_rows(rec, language(request), year=shown) if shown else [],
     )
 
 
@@ -297,11 +297,26 @@ def download_summary(request: Request, session: SessionDep) -> Response:
     return _attachment(build_document(service.reader_for(session, rid), rid), "my-summary.json")
 
 
+# The printable page lists results and visits of this many recent years unless asked for
+# everything (ten years of monthly checkups would be dozens of pages).
+PRINT_YEARS = 2
+
+
 @router.get("/me/print", response_class=HTMLResponse)
-def printable(request: Request, session: SessionDep) -> Response:
+def printable(request: Request, session: SessionDep, all: str | None = None) -> Response:
     rid = signed_in(request, session)
-    rec = service.load_record(session, rid, list(service.CLINICAL_TYPES), action="export")
+    whole = bool(all)
+    since = f"{utcnow().year - PRINT_YEARS + 1}-01-01"
     lang = language(request)
+    others = [t for t in service.CLINICAL_TYPES if t not in ("Observation", "Encounter")]
+    if whole:
+        rec = service.load_record(session, rid, list(service.CLINICAL_TYPES), action="export")
+        recent = rec
+    else:
+        rec = service.load_record(session, rid, others, action="export")
+        obs = service.load_recent(session, rid, "Observation", since)
+        enc = service.load_recent(session, rid, "Encounter", since)
+        recent = service.Record(rid, {**obs.by_type, **enc.by_type}, None)
     active, past = service.problems(rec)
     current, past_meds, _ = service.medicine_groups(rec, lang)
     return page(
@@ -316,8 +331,10 @@ def printable(request: Request, session: SessionDep) -> Response:
         disabilities=service.disabilities(rec),
         current=current,
         past_meds=past_meds,
-        rows=service.result_rows(rec, lang),
-        years=service.visits(rec, lang),
+        rows=service.result_rows(recent, lang),
+        years=service.visits(recent, lang),
+        whole=whole,
+        since=since,
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from consent.actors import Actor, Purpose
 from fhir_gateway.sources import codes
 from phr.store.indexer import utcnow
+from phr.store.models import Resource
 from phr.store.reader import RecordReader
 from phr.store.repository import load_json
 from phr.web import repository
@@ -168,6 +169,22 @@ def load_record(
     """Every visible resource of these types (one compartment read: one access-log entry)."""
     reader = reader_for(session, resident_id)
     rows = list(reader.compartment(resident_id, types=list(types), since=since, action=action))
+    return _record(session, resident_id, rows)
+
+
+def load_recent(session: Session, resident_id: str, resource_type: str, since: str) -> Record:
+    """Resources of one type dated on or after ``since`` (YYYY-MM-DD), by the search index
+    (``date`` parameter) rather than reading the whole compartment."""
+    from phr.store import search as fsearch
+
+    reader = reader_for(session, resident_id)
+    req = fsearch.parse(
+        resource_type, [("patient", resident_id), ("date", f"ge{since}"), ("_count", "1000")]
+    )
+    return _record(session, resident_id, reader.search(req).matches)
+
+
+def _record(session: Session, resident_id: str, rows: Sequence[Resource]) -> Record:
     bodies = [(row, load_json(row.content)) for row in rows]
     names = repository.organization_names(
         session, {s for _, b in bodies if (s := _source_of(b)) is not None}
@@ -515,36 +532,43 @@ def _quantity(node: dict[str, Any]) -> tuple[float, str] | None:
     return None
 
 
-def series(record: Record, spec: ChartSpec) -> list[Series]:
-    out = {code: Series(code, [], None, None, "") for code in spec.codes}
-    for code, s in out.items():
-        m = _MEASURE_BY_LOINC.get(code)
-        if m is not None:
-            s.high_from, s.low_below, s.unit = m.high_from, m.low_below, m.unit_display
+def all_series(record: Record) -> list[tuple[ChartSpec, list[Series]]]:
+    """The series of every chart, in one pass over the observations."""
+    by_code: dict[str, Series] = {}
+    for spec in CHARTS:
+        for code in spec.codes:
+            m = _MEASURE_BY_LOINC.get(code)
+            by_code[code] = (
+                Series(code, [], m.high_from, m.low_below, m.unit_display)
+                if m is not None
+                else Series(code, [], None, None, "")
+            )
+    panels = {spec.panel for spec in CHARTS if spec.panel}
     for item in record.of("Observation"):
         if item.body.get("status") in {"entered-in-error", "cancelled"} or not item.when:
             continue
         own = _loinc(item.body.get("code"))
         nodes: Iterable[tuple[str, dict[str, Any]]]
-        if spec.panel and spec.panel in own:
+        if own & panels:
             nodes = [
                 (code, comp)
                 for comp in item.body.get("component") or []
                 for code in _loinc(comp.get("code"))
-                if code in out
+                if code in by_code
             ]
         else:
-            nodes = [(code, item.body) for code in own if code in out]
+            nodes = [(code, item.body) for code in own if code in by_code]
         for code, node in nodes:
             q = _quantity(node)
             if q is None:
                 continue
             value, unit = q
-            out[code].points.append(Point(item.when, value, unit, item.source, _flag(code, value)))
-            out[code].unit = out[code].unit or unit
-    for s in out.values():
-        s.points.sort(key=lambda p: p.when)
-    return list(out.values())
+            series = by_code[code]
+            series.points.append(Point(item.when, value, unit, item.source, _flag(code, value)))
+            series.unit = series.unit or unit
+    for series in by_code.values():
+        series.points.sort(key=lambda p: p.when)
+    return [(spec, [by_code[c] for c in spec.codes]) for spec in CHARTS]
 
 
 @dataclass
@@ -587,9 +611,17 @@ def _reference_text(body: dict[str, Any]) -> str:
     return " / ".join(texts)
 
 
-def result_rows(record: Record, lang: Lang) -> list[ResultRow]:
+def result_years(record: Record) -> list[str]:
+    """The years that have results, newest first."""
+    return sorted({i.when[:4] for i in record.of("Observation") if i.when}, reverse=True)
+
+
+def result_rows(record: Record, lang: Lang, *, year: str | None = None) -> list[ResultRow]:
+    """Every result (of one year, when given), newest first."""
     rows = []
     for item in record.of("Observation"):
+        if year is not None and not item.when.startswith(year):
+            continue
         codes_ = _loinc(item.body.get("code"))
         flag = ""
         q = _quantity(item.body)

@@ -6,44 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.web import story
-
-
-def ingest_story(session: Session, person: story.Person, **options: Any) -> str:
-    """Register the story's organisations, send their bundles; return the resident id."""
-    from consent.actors import Actor
-    from consent.identity.clients import register_organization
-    from fhir_gateway.identity import MYNUMBER_SYSTEM, hash_mynumber
-    from fhir_gateway.ingest import process_bundle
-    from fhir_gateway.models import IdentityLink
-
-    for (org_id, name, kind), bundle in story.bundles(person, **options):
-        register_organization(session, id=org_id, name=name, kind=kind)
-        actor = Actor(
-            kind="organization",
-            organization_id=org_id,
-            organization_kind=kind,
-            client_id=f"{org_id}-client",
-            scopes=frozenset({"system/*.cruds"}),
-        )
-        process_bundle(session, bundle, actor=actor)
-    rid = session.scalar(
-        select(IdentityLink.resident_id).where(
-            IdentityLink.kind == "mynumber",
-            IdentityLink.system == MYNUMBER_SYSTEM,
-            IdentityLink.value == hash_mynumber(person.number),
-        )
-    )
-    assert rid is not None
-    session.commit()
-    return str(rid)
+from tests.web.story import ingest_story
 
 
 def csrf_of(html: str) -> str:

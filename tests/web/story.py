@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -373,3 +376,34 @@ def bundles(
         (CLINIC_A, clinic_a_bundle(p, years=years, per_year=per_year, today=today)),
         (CLINIC_B, clinic_b_bundle(p, today=today)),
     ]
+
+
+def ingest_story(session: Session, person: Person, **options: Any) -> str:
+    """Register the story's organisations, send their bundles through the gateway's ingest
+    (in this process); commit, and return the resident id."""
+    from consent.actors import Actor
+    from consent.identity.clients import register_organization
+    from fhir_gateway.identity import MYNUMBER_SYSTEM, hash_mynumber
+    from fhir_gateway.ingest import process_bundle
+    from fhir_gateway.models import IdentityLink
+
+    for (org_id, name, kind), bundle in bundles(person, **options):
+        register_organization(session, id=org_id, name=name, kind=kind)
+        actor = Actor(
+            kind="organization",
+            organization_id=org_id,
+            organization_kind=kind,
+            client_id=f"{org_id}-client",
+            scopes=frozenset({"system/*.cruds"}),
+        )
+        process_bundle(session, bundle, actor=actor)
+    rid = session.scalar(
+        select(IdentityLink.resident_id).where(
+            IdentityLink.kind == "mynumber",
+            IdentityLink.system == MYNUMBER_SYSTEM,
+            IdentityLink.value == hash_mynumber(person.number),
+        )
+    )
+    assert rid is not None
+    session.commit()
+    return str(rid)
