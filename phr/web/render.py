@@ -21,16 +21,33 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from phr.web import i18n
 from phr.web.security import csrf_token
 
-__all__ = ["NavItem", "StaticFile", "error_page", "language", "page", "static_file"]
+__all__ = [
+    "NavItem",
+    "StaticFile",
+    "add_template_dir",
+    "error_page",
+    "language",
+    "page",
+    "static_file",
+]
 
 _HERE = Path(__file__).parent
+_loader = FileSystemLoader(_HERE / "templates")
 _env = Environment(
-    loader=FileSystemLoader(_HERE / "templates"),
+    loader=_loader,
     autoescape=select_autoescape(["html", "svg"]),
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def add_template_dir(directory: Path) -> None:
+    """Let another package keep its page templates in its own folder; they extend
+    ``_layout.html`` like the app's own (searched after the app's folder)."""
+    path = str(directory)
+    if path not in _loader.searchpath:
+        _loader.searchpath.append(path)
 
 
 @dataclass(frozen=True)

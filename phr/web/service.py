@@ -368,14 +368,16 @@ def _days(body: dict[str, Any]) -> int | None:
 
 
 def _current(item: Item, days: int | None, today: date) -> bool:
+    """Is this line a medicine taken now? As the IPS summary decides
+    (fhir_gateway.api.operations.summary): a prescription the prescriber keeps ``active``,
+    a statement ``active``/``intended``, a dispense while its supply lasts (its days'
+    supply, else 90 days)."""
     status = item.body.get("status")
-    if status in {"stopped", "cancelled", "entered-in-error", "completed"} and item.type != (
-        "MedicationDispense"
-    ):
-        return False
+    if item.type == "MedicationRequest":
+        return status == "active"
     if item.type == "MedicationStatement":
         return status in {"active", "intended"}
-    if not item.when:
+    if status in {"entered-in-error", "cancelled", "declined", "stopped"} or not item.when:
         return False
     try:
         start = date.fromisoformat(item.when)

@@ -305,3 +305,16 @@ class TestInbox:
             f"/me/notifications/{nid.group(1)}/read", data={"csrf_token": csrf_of(page)}
         )
         assert 'action="/me/notifications/' not in r.text
+
+
+class TestDemoCards:
+    def test_the_demo_citys_example_residents_get_one_demo_card_each(
+        self, session: Session, client: TestClient
+    ) -> None:
+        from phr.web.demo import issue_demo_cards
+        from tests.web.story import TARO, ingest_story
+
+        rid = ingest_story(session, TARO, years=1, per_year=1)
+        assert issue_demo_cards([rid]) == 1
+        assert issue_demo_cards([rid]) == 0
+        assert f'name="resident_id" value="{rid}"' in client.get("/me/signin").text
