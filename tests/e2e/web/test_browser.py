@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_fhir_client import ROOT, Server, free_port, phr, stop, wait_healthy
+from tests.e2e.server import ROOT, LiveServer, free_port, phr, stop, wait_healthy
 from tests.web import story
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +65,7 @@ def _require_browser() -> Any:
 
 @dataclass
 class App:
-    server: Server
+    server: LiveServer
     resident_id: str
     hospital_token: str
     shots: Path
@@ -128,7 +128,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     creds = {}
     for org_id, name, kind in (story.CITY, story.CLINIC_A, story.CLINIC_B, story.HOSPITAL):
         creds[org_id] = json.loads(phr(env, "org", "add", org_id, "--name", name, "--kind", kind))
-    srv = Server(base_url=base, log_path=tmp / "server.log")
+    srv = LiveServer(base_url=base, log_path=tmp / "server.log")
     with srv.log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
