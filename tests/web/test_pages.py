@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 import pytest
@@ -175,6 +176,23 @@ class TestDownloads:
         html = client.get("/me/print").text
         assert 'media="print"' in html
         assert "ペニシリン系抗菌薬" in html and "アムロジピン" in html
+
+    def test_the_printable_page_has_the_last_two_years_unless_asked_for_all(
+        self, client: TestClient, session: Session
+    ) -> None:
+        from consent.identity import cards
+        from tests.web.story import TARO, ingest_story
+
+        rid = ingest_story(session, TARO, years=4, per_year=2)
+        cards.issue_card(session, rid)
+        session.commit()
+        sign_in(client, rid)
+        recent = client.get("/me/print").text
+        every = client.get("/me/print?all=1").text
+        old_year = str(date.today().year - 3)
+        assert "以降のものです" in recent and "以降のものです" not in every
+        assert f"{old_year}-" not in text_of(recent).split("すべての結果")[-1]
+        assert f"{old_year}-" in text_of(every).split("すべての結果")[-1]
 
     def test_downloads_are_in_the_access_log_as_my_own_looks(
         self, client: TestClient, hanako: str

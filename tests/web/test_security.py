@@ -231,6 +231,25 @@ class TestSession:
         client.cookies.set("phr_session", old or "")
         assert client.get("/me", follow_redirects=False).status_code == 303
 
+    def test_a_revoked_card_is_refused_and_no_session_opens(
+        self, client: TestClient, session: Session
+    ) -> None:
+        from consent.identity import cards
+        from tests.web.story import ingest_story
+
+        rid = ingest_story(session, TARO, years=1, per_year=1)
+        cards.issue_card(session, rid, revoke=True)
+        session.commit()
+        page = client.get("/me/signin")
+        r = client.post(
+            "/me/signin/demo",
+            data={"csrf_token": csrf_of(page.text), "resident_id": rid},
+            follow_redirects=False,
+        )
+        assert r.status_code == 401
+        assert "サインインできませんでした" in r.text and "revoked" in r.text
+        assert "phr_session" not in set_cookie_headers(r)
+
     def test_return_to_never_leaves_the_site(self, client: TestClient, hanako: str) -> None:
         page = client.get("/me/signin?return_to=https://evil.example/")
         r = client.post(
