@@ -13,7 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-__all__ = ["ROOT", "STARTUP_SECONDS", "LiveServer", "free_port", "phr", "stop", "wait_healthy"]
+__all__ = [
+    "ROOT",
+    "STARTUP_SECONDS",
+    "LiveServer",
+    "free_port",
+    "fresh_postgres",
+    "phr",
+    "stop",
+    "wait_healthy",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 45  # generous: a busy CI machine imports slowly
@@ -32,6 +41,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def fresh_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
 
 
 def phr(env: dict[str, str], *args: str) -> str:

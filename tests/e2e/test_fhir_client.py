@@ -25,7 +25,15 @@ import httpx
 import pytest
 
 from tests.conftest import SYNTHEA_DIR
-from tests.e2e.server import ROOT, LiveServer, free_port, phr, stop, wait_healthy
+from tests.e2e.server import (
+    ROOT,
+    LiveServer,
+    free_port,
+    fresh_postgres,
+    phr,
+    stop,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -68,18 +76,6 @@ class Server(LiveServer):
         return fhirpy.SyncFHIRClient(
             self.fhir, authorization=f"Bearer {self.token}", requests_config={"timeout": 30}
         )
-
-
-def fresh_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
 
 
 def synthea_files() -> list[Path]:

@@ -1,13 +1,14 @@
 """The resident web app in a real browser: Debian's Chromium driven by Playwright against a
 real uvicorn server on loopback.
 
-The server gets its own data directory and SQLite file; three organisations send a
-resident's records through ``POST /fhir`` (two clinics and the city), a hospital has a
-client of its own, and the resident gets a demo card (``phr card issue``). The tests then
-sign in with the demo card and walk through the app as the resident would; each page is
-checked with axe-core (bundled in the ``axe-playwright-python`` package, run inside the
-page) and saved as a screenshot under ``<pytest's temporary directory>/web-screenshots``
-(or ``$PHR_TEST_OUTPUT_DIR``).
+The server gets its own data directory and SQLite file (or the PostgreSQL database of
+``PHR_TEST_E2E_DATABASE_URL``, whose ``public`` schema is dropped and rebuilt); three
+organisations send a resident's records through ``POST /fhir`` (two clinics and the
+city), a hospital has a client of its own, and the resident gets a demo card (``phr card
+issue``). The tests then sign in with the demo card and walk through the app as the
+resident would; each page is checked with axe-core (bundled in the
+``axe-playwright-python`` package, run inside the page) and saved as a screenshot under
+``<pytest's temporary directory>/web-screenshots`` (or ``$PHR_TEST_OUTPUT_DIR``).
 
 No browser is downloaded: Chromium must be at ``/usr/bin/chromium`` (``.ci/run`` installs
 Debian's ``chromium``). Without it the tests are skipped on a developer's machine and fail
@@ -29,7 +30,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import ROOT, LiveServer, free_port, phr, stop, wait_healthy
+from tests.e2e.server import (
+    ROOT,
+    LiveServer,
+    free_port,
+    fresh_postgres,
+    phr,
+    stop,
+    wait_healthy,
+)
 from tests.web import story
 
 pytestmark = pytest.mark.e2e
@@ -116,12 +125,15 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     tmp = tmp_path_factory.mktemp("web-e2e")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    url = os.environ.get("PHR_TEST_E2E_DATABASE_URL")  # its public schema is rebuilt
+    if url:
+        fresh_postgres(url)
     env = {
         **os.environ,
         "PHR_DATA_DIR": str(tmp),
         "PHR_BASE_URL": base,
         "PHR_ENV": "test",
-        "PHR_DATABASE_URL": f"sqlite:///{(tmp / 'phr.db').as_posix()}",
+        "PHR_DATABASE_URL": url or f"sqlite:///{(tmp / 'phr.db').as_posix()}",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     phr(env, "db", "upgrade")
