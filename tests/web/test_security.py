@@ -250,6 +250,24 @@ class TestSession:
         assert "サインインできませんでした" in r.text and "revoked" in r.text
         assert "phr_session" not in set_cookie_headers(r)
 
+    def test_without_demo_mode_there_is_no_demo_card_sign_in(
+        self, client: TestClient, hanako: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from phr.settings import get_settings
+
+        monkeypatch.setattr(get_settings(), "demo_mode", False)
+        page = client.get("/me/signin")
+        assert "マイナンバーカードでサインイン" in page.text
+        assert 'action="/me/signin/demo"' not in page.text
+        client.get("/")  # a page with a form token is still needed for the POST below
+        r = client.post(
+            "/me/signin/demo",
+            data={"csrf_token": client.cookies.get("phr_web_csrf"), "resident_id": hanako},
+            follow_redirects=False,
+        )
+        assert r.status_code == 404
+        assert "phr_session" not in set_cookie_headers(r)
+
     def test_return_to_never_leaves_the_site(self, client: TestClient, hanako: str) -> None:
         page = client.get("/me/signin?return_to=https://evil.example/")
         r = client.post(
