@@ -1,14 +1,15 @@
-"""The web application: FHIR API, OAuth2, and (later) the resident and staff pages."""
+"""The web application: FHIR API, OAuth2, the resident web app (``phr.web``) at ``/``."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -42,6 +43,11 @@ def create_app() -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         from consent.audit_chainer import AuditChainer
 
+        # Everything loaded by now (FHIR models, routes, templates) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise scan it all
+        # and stall a request for a few hundred ms every so often (bench/web_pages.py).
+        gc.collect()
+        gc.freeze()
         chainer = AuditChainer(settings.audit_chain_interval)
         chainer.start()
         try:
@@ -108,18 +114,6 @@ def create_app() -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        base = settings.base_url.rstrip("/")
-        return (
-            "<!doctype html><html lang=ja><meta charset=utf-8><title>Tsukuba PHR</title>"
-            "<h1>つくば PHR — Tsukuba lifelong health record</h1><ul>"
-            f"<li><a href='{base}/fhir/metadata'>FHIR CapabilityStatement</a></li>"
-            f"<li><a href='{base}/docs'>API documentation (OpenAPI)</a></li>"
-            f"<li><a href='{base}/.well-known/smart-configuration'>SMART configuration</a></li>"
-            "</ul></html>"
-        )
-
     return app
 
 
@@ -133,6 +127,7 @@ ROUTERS = (
     "fhir_gateway.api.operations.summary",
     "phr.triage.endpoints",
     "phr.biometrics.endpoints",
+    "phr.web.endpoints",
 )
 
 

@@ -39,6 +39,7 @@ from phr.demo.clinical import Health, health_of
 from phr.demo.drugs import Catalogue
 from phr.demo.people import INSURER_NUMBERS, KOKUHO, KYOKAI, generate_residents
 from phr.settings import get_settings
+from phr.web.demo import issue_demo_cards
 
 __all__ = ["CREDENTIALS_FILE", "default_synthea_dir", "load"]
 
@@ -169,6 +170,7 @@ def load(residents: int = 1000, seed: int = 20261124, synthea_dir: Path | None =
 
     # ---- 6. the credentials file with a few residents worth looking at --------------------
     creds["example_patients"] = _examples(stories)
+    issue_demo_cards([p["id"] for p in creds["example_patients"]])  # web app sign-in
     if creds != orgs.read_credentials(creds_path):
         orgs.write_credentials(creds_path, creds)
     progress(f"done; credentials in {creds_path}")

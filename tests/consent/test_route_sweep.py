@@ -43,6 +43,7 @@ PUBLIC = {
     ("GET", "/auth/card/demo"),
     ("POST", "/auth/card/challenge"),
     ("GET", "/auth/staff/login"),
+    ("GET", "/me/signin"),  # the resident web app's sign-in page
     # Self-triage works without an account (issue 6): the protocols and their evaluation.
     ("GET", "/api/triage/complaints"),
     ("GET", "/api/triage/complaints/{complaint}"),

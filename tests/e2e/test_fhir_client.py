@@ -13,10 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,15 +25,22 @@ import httpx
 import pytest
 
 from tests.conftest import SYNTHEA_DIR
+from tests.e2e.server import (
+    ROOT,
+    LiveServer,
+    free_port,
+    fresh_postgres,
+    phr,
+    stop,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.e2e
 
 fhirpy = pytest.importorskip("fhirpy")
 
-ROOT = Path(__file__).resolve().parents[2]
 BUNDLES = ("Barney_Abbott_", "Lenard_Dibbert_", "Rufus_Kihn_")
 LOINC = "http://loinc.org"
-STARTUP_SECONDS = 45  # generous: a busy CI machine imports slowly
 
 
 @dataclass
@@ -59,9 +64,7 @@ class Sent:
 
 
 @dataclass
-class Server:
-    base_url: str
-    log_path: Path
+class Server(LiveServer):
     token: str = ""
     sent: list[Sent] = field(default_factory=list)
 
@@ -69,70 +72,10 @@ class Server:
     def fhir(self) -> str:
         return f"{self.base_url}/fhir"
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
     def client(self) -> Any:
         return fhirpy.SyncFHIRClient(
             self.fhir, authorization=f"Bearer {self.token}", requests_config={"timeout": 30}
         )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def fresh_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-
-
-def phr(env: dict[str, str], *args: str) -> str:
-    """Run the ``phr`` command in a subprocess with the server's environment."""
-    done = subprocess.run(
-        [sys.executable, "-m", "phr.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"phr {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
-    return done.stdout
-
-
-def wait_healthy(proc: subprocess.Popen[bytes], server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.base_url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"server not healthy after {STARTUP_SECONDS} s:\n{server.log()}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def synthea_files() -> list[Path]:
