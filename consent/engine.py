@@ -61,7 +61,8 @@ CLINICAL_PURPOSES = frozenset(
 
 # 緊急時の情報開示: the defined emergency set — allergies, current medicines, problems,
 # ACP (advance-directive Consents), contacts, family doctor (Patient.generalPractitioner,
-# CareTeam), alerts.
+# CareTeam), alerts, and key recent results and vital signs (Observation; sensitive ones
+# stay out unless the resident names their category).
 EMERGENCY_SET = (
     "Patient",
     "AllergyIntolerance",
@@ -73,6 +74,7 @@ EMERGENCY_SET = (
     "RelatedPerson",
     "CareTeam",
     "Flag",
+    "Observation",
 )
 
 

@@ -116,6 +116,8 @@ ROUTERS = (
     "consent.audit_endpoints",
     "consent.policy.endpoints",
     "fhir_gateway.api.operations.summary",
+    "phr.acp.endpoints",
+    "phr.emergency.endpoints",
 )
 
 
