@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phr.acp.models import (
@@ -18,6 +18,16 @@ def consent_id_of(session: Session, resident_id: str) -> str | None:
     """The id of the resident's advance-directive Consent (one per resident), if any."""
     return session.scalar(
         select(AcpVersion.consent_id).where(AcpVersion.resident_id == resident_id).limit(1)
+    )
+
+
+def latest_version(session: Session, consent_id: str) -> int:
+    """The highest sealed version of this ACP (0 when none)."""
+    return int(
+        session.scalar(
+            select(func.max(AcpVersion.version)).where(AcpVersion.consent_id == consent_id)
+        )
+        or 0
     )
 
 

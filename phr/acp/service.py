@@ -36,7 +36,7 @@ from phr.acp.models import (
 from phr.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from phr.store import repository as repo
 from phr.store.indexer import utcnow
-from phr.store.models import Resident
+from phr.store.models import Resident, Resource
 from phr.store.reader import RecordReader
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "current_document",
     "invite",
     "list_invitations",
+    "open_card",
     "read_version",
     "record_conversation",
     "revoke_invitation",
@@ -95,14 +96,14 @@ def save(*, session: Session, actor: Actor, body: s.AcpSave) -> s.AcpRead:
     before: s.AcpRead | None = None
     if consent_id is None:
         consent_id = repo.new_id()
-    else:
+    elif body.conversation is not None:  # what changed is part of the conversation
         before = current(session=session, actor=actor, resident_id=rid)
     now = utcnow()
-    next_version = (before.version + 1) if before else 1
-    card = fhir.index_card(rid, consent_id, version=next_version, recorded_at=now)
+    latest = repository.latest_version(session, consent_id)
+    card = fhir.index_card(rid, consent_id, version=latest + 1, recorded_at=now)
     written = repo.put_many(session, [repo.Put(card, rid)], now=now)[0]
     version = written.version_id
-    if version != next_version:  # the card was written elsewhere in between
+    if version != latest + 1:  # the card was written elsewhere in between
         raise Conflict("the ACP changed meanwhile; reload and save again")
     document = fhir.adi_document(rid, body.content, version=version, recorded_at=now)
     session.add(
@@ -183,9 +184,15 @@ def current_document(session: Session, reader: RecordReader, resident_id: str) -
         row = reader.read("Consent", consent_id)
     except NotFound:
         return None
-    version_row, document = _open(session, consent_id, row.version_id)
+    return open_card(session, row)
+
+
+def open_card(session: Session, row: Resource) -> CurrentAcp:
+    """Unseal the version an advance-directive Consent row (already read through the
+    choke point by the caller) stands for."""
+    version_row, document = _open(session, row.id, row.version_id)
     card = repo.load_json(row.content)
-    return CurrentAcp(consent_id, row.version_id, version_row.created_at, document, card)
+    return CurrentAcp(row.id, row.version_id, version_row.created_at, document, card)
 
 
 def current(

@@ -12,6 +12,7 @@ on file".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 from datetime import date, datetime
@@ -27,6 +28,7 @@ from fhir_gateway.api import render
 from fhir_gateway.api.operations.summary import ExtraSection, build_document, describe_entry
 from fhir_gateway.sources.codes import DISABILITY_CERTIFICATE
 from phr.acp import fhir as acp_fhir
+from phr.acp import repository as acp_repository
 from phr.acp import service as acp_service
 from phr.acp.schemas import TREATMENTS
 from phr.emergency import flows, schemas
@@ -66,24 +68,32 @@ def build(
     rid = incident.resident_id
     now = utcnow()
     reader = _reader(session, actor)
-    try:
-        patient_row = reader.read("Patient", rid)
-    except NotFound:
+    if not reader.resident_exists(rid):
+        with contextlib.suppress(NotFound):
+            reader.read("Patient", rid)  # logs the refused look
         return (
             schemas.EmergencySummary(
                 incident_id=incident.id, consent="none", message=NO_CONSENT, generated_at=now
             ),
             None,
         )
-    patient = repo.load_json(patient_row.content)
-    acp = acp_service.current_document(session, reader, rid)
+    # One logged read for what the IPS sections do not cover: the advance directive and
+    # the people around the resident.
+    others = list(
+        reader.compartment(rid, types=["Consent", "RelatedPerson", "CareTeam"], action="summary")
+    )
+    acp_id = acp_repository.consent_id_of(session, rid)
+    card = next((r for r in others if r.resource_type == "Consent" and r.id == acp_id), None)
+    acp = acp_service.open_card(session, card) if card is not None else None
+    related = [repo.load_json(r.content) for r in others if r.resource_type != "Consent"]
     extra, acp_block = _advance_directives(rid, acp)
     document = build_document(reader, rid, now=now, extra=[extra])
     bundle = orjson.loads(document)
-    related = [
-        repo.load_json(r.content)
-        for r in reader.compartment(rid, types=["RelatedPerson", "CareTeam"], action="summary")
-    ]
+    patient = next(
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Patient" and e["resource"].get("id") == rid
+    )
     view = _view(session, incident, bundle, patient, related, acp_block, now)
     if acp is not None:
         _add_acp_people(view, acp_fhir.content_of(acp.document), acp.recorded_at)
