@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phr.db import Base
@@ -37,6 +37,8 @@ class Incident(Base):
     hospital_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Card and demographic lookups made for this incident (rate limit, service.py).
+    identify_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class IncidentCandidate(Base):

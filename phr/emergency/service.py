@@ -27,7 +27,7 @@ from fhir_gateway.ingest import SourceRecord, store_records
 from phr.acp import keys
 from phr.emergency import flows, identify, repository, schemas
 from phr.emergency.models import Incident, IncidentCandidate, IncidentNote
-from phr.errors import Forbidden, InvalidInput, NotFound
+from phr.errors import Forbidden, InvalidInput, NotFound, PHRError
 from phr.store import repository as repo
 from phr.store.indexer import iso_instant, utcnow
 from phr.store.reader import RecordReader
@@ -56,6 +56,15 @@ UCUM = "http://unitsofmeasure.org"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 JCS_SYSTEM = "urn:phr:codesystem:japan-coma-scale"
 NOT_IDENTIFIED = "該当者なし（一致する1名を特定できません）/ not identified"
+# Lookups per incident: enough for typos and a second card, too few to sweep the
+# register by trying birth dates.
+MAX_IDENTIFY_ATTEMPTS = 10
+
+
+class TooManyAttempts(PHRError):
+    status_code = 429
+    code = "throttled"
+    error = "too_many_attempts"
 
 
 class Candidate(Protocol):
@@ -188,6 +197,7 @@ def open_incident(*, session: Session, actor: Actor, body: schemas.IncidentCreat
         opened_at=utcnow(),
         district=body.district,
         status=flows.OPEN,
+        identify_attempts=0,
     )
     session.add(row)
     session.flush()
@@ -241,7 +251,18 @@ def add_candidates(
     return rows
 
 
-def _result(session: Session, incident: Incident, added: Sequence[IncidentCandidate]) -> Any:
+def _attempt(session: Session, actor: Actor, incident: Incident) -> None:
+    flows.require(incident.status, frozenset({flows.OPEN}), "identification")
+    if incident.identify_attempts >= MAX_IDENTIFY_ATTEMPTS:
+        _log(session, actor, "incident-identify", incident, outcome="deny", detail="throttled")
+        raise TooManyAttempts(
+            f"more than {MAX_IDENTIFY_ATTEMPTS} lookups for this incident; open a new one "
+            "if this is really another patient"
+        )
+    incident.identify_attempts += 1
+
+
+def _result(added: Sequence[IncidentCandidate]) -> schemas.IdentifyResult:
     return schemas.IdentifyResult(
         identified=bool(added),
         message=(
@@ -257,7 +278,7 @@ def identify_by_demographics(
     *, session: Session, actor: Actor, incident_id: str, query: schemas.DemographicQuery
 ) -> schemas.IdentifyResult:
     incident = _attending(session, actor, incident_id)
-    flows.require(incident.status, frozenset({flows.OPEN}), "identification")
+    _attempt(session, actor, incident)
     reader = RecordReader(session, identify.lookup_actor(actor), Purpose.EMERGENCY)
     found = identify.demographic(reader, query)
     added = (
@@ -267,14 +288,14 @@ def identify_by_demographics(
     )
     if not found:
         _log(session, actor, "incident-identify", incident, outcome="not-found", detail="demo")
-    return _result(session, incident, added)
+    return _result(added)
 
 
 def identify_by_card(
     *, session: Session, actor: Actor, incident_id: str, query: schemas.CardQuery
 ) -> schemas.IdentifyResult:
     incident = _attending(session, actor, incident_id)
-    flows.require(incident.status, frozenset({flows.OPEN}), "identification")
+    _attempt(session, actor, incident)
     try:
         resident = identify.card(session, query.certificate)
     except jpki.CardRefused as refused:
@@ -289,7 +310,7 @@ def identify_by_card(
             for c in repository.candidates(session, incident.id)
             if c.resident_id == resident and c.method == "card"
         ]
-    return _result(session, incident, added)
+    return _result(added)
 
 
 # ---- confirm -----------------------------------------------------------------------------------

@@ -194,6 +194,18 @@ class TestIdentification:
         assert not identify(client, ems, incident, **{**HANAKO, "sex": "male"})["identified"]
         assert identify(client, ems, incident, **{**HANAKO, "family": " 筑波 "})["identified"]
 
+    def test_lookups_per_incident_are_limited(
+        self, client: TestClient, ems: dict[str, Any], resident: str
+    ) -> None:
+        incident = open_incident(client, ems)
+        wrong = {**HANAKO, "birth_date": "1950-01-01"}
+        for _ in range(10):
+            assert not identify(client, ems, incident, **wrong)["identified"]
+        r = client.post(
+            f"{BASE}/{incident}/identify/demographic", json=HANAKO, headers=ems["headers"]
+        )
+        assert r.status_code == 429 and r.json()["error"] == "too_many_attempts"
+
     def test_the_digital_id_card_proposes_and_confirms(
         self, client: TestClient, ems: dict[str, Any], resident: str, session: Session
     ) -> None:

@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("hospital_id", sa.String(length=64), nullable=True),
         sa.Column("reported_at", sa.DateTime(), nullable=True),
         sa.Column("closed_at", sa.DateTime(), nullable=True),
+        sa.Column("identify_attempts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incident")),
     )
     with op.batch_alter_table("incident", schema=None) as batch_op:
