@@ -17,7 +17,7 @@ router = APIRouter(tags=["acp"])
 @router.get("/api/me/acp", response_model=schemas.AcpRead | None)
 def current(session: SessionDep, actor: ActorDep) -> schemas.AcpRead | None:
     """My current ACP (null when none is recorded yet)."""
-    return service.current(session=session, actor=actor, resident_id=actor.resident_id or "")
+    return service.mine(session=session, actor=actor)
 
 
 @router.put("/api/me/acp", response_model=schemas.AcpRead)

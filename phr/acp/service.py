@@ -50,6 +50,7 @@ __all__ = [
     "current_document",
     "invite",
     "list_invitations",
+    "mine",
     "open_card",
     "read_version",
     "record_conversation",
@@ -212,6 +213,11 @@ def current(
         consent=f"Consent/{found.consent_id}/_history/{found.version}",
         content=fhir.content_of(found.document),
     )
+
+
+def mine(*, session: Session, actor: Actor) -> s.AcpRead | None:
+    """The resident's own current ACP (None when none is recorded yet)."""
+    return current(session=session, actor=actor, resident_id=_resident(actor))
 
 
 def read_version(*, session: Session, actor: Actor, version: int) -> s.AcpRead:

@@ -133,6 +133,7 @@ class TestVersions:
         org = make_org("clinic-x", "clinic")
         r = client.put(ME, json={"content": content()}, headers=org["headers"])
         assert r.status_code == 403
+        assert client.get(ME, headers=org["headers"]).status_code == 403
 
 
 class TestEncryptionAtRest:
