@@ -63,6 +63,8 @@ class TrustedPerson(Base):
     passphrase_hash: Mapped[str] = mapped_column(String(255))
     name_sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class TrustedInvitation(Base):

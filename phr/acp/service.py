@@ -33,6 +33,7 @@ from phr.acp.models import (
     TrustedPerson,
     TrustedSession,
 )
+from phr.db import after_rollback
 from phr.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from phr.store import repository as repo
 from phr.store.indexer import utcnow
@@ -64,6 +65,8 @@ __all__ = [
 
 INVITATION_TTL = timedelta(days=14)
 SESSION_TTL = timedelta(hours=12)
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT = timedelta(minutes=15)
 SERVICE = "acp"
 ACP_UPDATED = "acp_updated"
 
@@ -442,10 +445,11 @@ def accept_invitation(*, session: Session, body: s.AcceptInvitation) -> s.Truste
             passphrase_hash=hash_password(body.passphrase),
             name_sealed=keys.seal_json({"name": body.name}, context=f"trusted-person:{pid}"),
             created_at=now,
+            failed_attempts=0,
         )
         session.add(person)
-    elif not verify_password(body.passphrase, person.passphrase_hash):
-        raise NotAuthenticated("this login exists with another passphrase")
+    else:
+        _check_passphrase(session, person, body.passphrase)
     # The resident decided to share by inviting; the consent records that decision in
     # their record, in their name (performer Patient), naming this person.
     resident = Actor(kind="resident", resident_id=row.resident_id, client_id="acp-invitation")
@@ -501,12 +505,35 @@ def _start_session(session: Session, person_id: str) -> s.TrustedSessionRead:
     return s.TrustedSessionRead(token=token, expires_at=now + SESSION_TTL, person_id=person_id)
 
 
-def sign_in(*, session: Session, body: s.SignIn) -> s.TrustedSessionRead:
-    person = repository.person_by_login(session, _login_hash(body.login))
+def _count_failure(session: Session, person_id: str) -> None:
+    """A wrong passphrase, counted in its own transaction (the request's is undone)."""
+    person = session.get(TrustedPerson, person_id)
+    if person is None:
+        return
+    person.failed_attempts += 1
+    if person.failed_attempts >= MAX_FAILED_SIGN_INS:
+        person.failed_attempts = 0
+        person.locked_until = utcnow() + LOCKOUT
+
+
+def _check_passphrase(session: Session, person: TrustedPerson | None, passphrase: str) -> None:
+    if person is not None and person.locked_until and person.locked_until > utcnow():
+        raise NotAuthenticated("too many wrong passphrases; try again later")
     # Verify against a hash either way, so timing does not tell whether the login exists.
     stored = person.passphrase_hash if person else hash_password(secrets.token_urlsafe(12))
-    if not verify_password(body.passphrase, stored) or person is None:
+    if not verify_password(passphrase, stored) or person is None:
+        if person is not None:
+            pid = person.id
+            after_rollback(session, lambda s: _count_failure(s, pid))
         raise NotAuthenticated("unknown login or wrong passphrase")
+    person.failed_attempts = 0
+    person.locked_until = None
+
+
+def sign_in(*, session: Session, body: s.SignIn) -> s.TrustedSessionRead:
+    person = repository.person_by_login(session, _login_hash(body.login))
+    _check_passphrase(session, person, body.passphrase)
+    assert person is not None
     return _start_session(session, person.id)
 
 

@@ -255,6 +255,19 @@ class TestTrustedPersons:
         assert client.get("/api/acp/trusted/residents/r-acp-7/acp", headers=tp).status_code == 404
         assert client.get("/api/acp/trusted/residents", headers=tp).json() == []
 
+    def test_five_wrong_passphrases_lock_the_account_for_a_while(
+        self, client: TestClient, resident_token: Headers
+    ) -> None:
+        h = resident_token("r-acp-10")
+        save(client, h)
+        self.accept(client, self.invite(client, h)["code"], "locked@example.jp")
+        wrong = {"login": "locked@example.jp", "passphrase": "wrong passphrase!"}
+        for _ in range(5):
+            assert client.post("/api/acp/trusted/sign-in", json=wrong).status_code == 401
+        right = {**wrong, "passphrase": "a long enough passphrase"}
+        r = client.post("/api/acp/trusted/sign-in", json=right)
+        assert r.status_code == 401 and "try again later" in r.json()["message"]
+
     def test_trusted_persons_are_told_when_the_acp_changes(
         self, client: TestClient, resident_token: Headers, session: Session
     ) -> None:

@@ -105,6 +105,8 @@ def upgrade() -> None:
         sa.Column("passphrase_hash", sa.String(length=255), nullable=False),
         sa.Column("name_sealed", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("failed_attempts", sa.Integer(), nullable=False),
+        sa.Column("locked_until", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_trusted_person")),
         sa.UniqueConstraint("login_hash", name=op.f("uq_trusted_person_login_hash")),
     )
