@@ -25,6 +25,7 @@ from consent.policy import schemas as policy_schemas
 from consent.policy import service as policy
 from fhir_gateway.ingest import SourceRecord, store_records
 from phr.acp import keys
+from phr.db import after_rollback
 from phr.emergency import flows, identify, repository, schemas
 from phr.emergency.models import Incident, IncidentCandidate, IncidentNote
 from phr.errors import Forbidden, InvalidInput, NotFound, PHRError
@@ -96,14 +97,20 @@ def _own(session: Session, actor: Actor, incident_id: str) -> Incident:
         raise Forbidden("for EMS and hospitals")
     row = repository.incident_for(session, incident_id, actor.organization_id)
     if row is None:
-        audit.record(
+        _record_refusal(
             session,
             actor,
-            Purpose.EMERGENCY,
-            [audit.Access("incident-read", "not-found", detail=f"incident {incident_id}")],
+            audit.Access("incident-read", "not-found", detail=f"incident {incident_id}"),
         )
         raise NotFound(f"incident {incident_id} not found")
     return row
+
+
+def _record_refusal(session: Session, actor: Actor, entry: audit.Access) -> None:
+    """Log a refused step: the request fails and its transaction is undone, so the entry
+    is written again after the rollback (as the choke point does for denied reads)."""
+    audit.record(session, actor, Purpose.EMERGENCY, [entry])
+    after_rollback(session, lambda s: audit.record(s, actor, Purpose.EMERGENCY, [entry]))
 
 
 def _attending(session: Session, actor: Actor, incident_id: str) -> Incident:
@@ -123,23 +130,22 @@ def _log(
     outcome: str = "permit",
     resident_id: str | None = None,
     detail: str = "",
+    refused: bool = False,
 ) -> None:
-    audit.record(
-        session,
-        actor,
-        Purpose.EMERGENCY,
-        [
-            audit.Access(
-                action,
-                outcome,
-                None,
-                None,
-                resident_id or incident.resident_id,
-                count=1,
-                detail=f"incident {incident.id} {detail}".strip(),
-            )
-        ],
+    """One access-log entry of a step; ``refused`` when the request is about to fail."""
+    entry = audit.Access(
+        action,
+        outcome,
+        None,
+        None,
+        resident_id or incident.resident_id,
+        count=1,
+        detail=f"incident {incident.id} {detail}".strip(),
     )
+    if refused:
+        _record_refusal(session, actor, entry)
+    else:
+        audit.record(session, actor, Purpose.EMERGENCY, [entry])
 
 
 def _tell(session: Session, incident: Incident, title: str, body: str) -> None:
@@ -254,7 +260,15 @@ def add_candidates(
 def _attempt(session: Session, actor: Actor, incident: Incident) -> None:
     flows.require(incident.status, frozenset({flows.OPEN}), "identification")
     if incident.identify_attempts >= MAX_IDENTIFY_ATTEMPTS:
-        _log(session, actor, "incident-identify", incident, outcome="deny", detail="throttled")
+        _log(
+            session,
+            actor,
+            "incident-identify",
+            incident,
+            outcome="deny",
+            detail="throttled",
+            refused=True,
+        )
         raise TooManyAttempts(
             f"more than {MAX_IDENTIFY_ATTEMPTS} lookups for this incident; open a new one "
             "if this is really another patient"
@@ -354,6 +368,7 @@ def confirm(*, session: Session, actor: Actor, incident_id: str, body: schemas.C
             incident,
             outcome="deny",
             detail=f"candidate {cand.pk} by {body.method} {reason}".strip(),
+            refused=True,
         )
         raise Forbidden("the candidate is not confirmed; nothing is unlocked")
     now = utcnow()

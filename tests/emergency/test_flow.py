@@ -170,6 +170,13 @@ class TestIdentification:
         )
         assert r.status_code == 403
         assert summary(client, ems, incident).status_code == 409
+        # The refusal is in the access log although the request failed.
+        denied = session.scalars(
+            select(AuditEntry.detail).where(
+                AuditEntry.action == "incident-confirm", AuditEntry.outcome == "deny"
+            )
+        ).all()
+        assert any("by birth_date" in d for d in denied)
 
     def test_demographic_search_with_two_matches_returns_none(
         self, client: TestClient, ems: dict[str, Any], load_resident: Loader
