@@ -84,6 +84,7 @@ def demographic(reader: RecordReader, q: schemas.DemographicQuery) -> str | None
             ("birthdate", q.birth_date.isoformat()),
             ("gender", q.sex),
             ("_count", str(MAX_ROWS)),
+            ("_total", "none"),  # the matches are counted here, after the exact check
         ],
     )
     found = reader.search(req, query_text="emergency demographic lookup")

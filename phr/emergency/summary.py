@@ -25,7 +25,12 @@ from sqlalchemy.orm import Session
 from consent.actors import Actor, Purpose
 from consent.models import Organization
 from fhir_gateway.api import render
-from fhir_gateway.api.operations.summary import ExtraSection, build_document, describe_entry
+from fhir_gateway.api.operations.summary import (
+    ExtraSection,
+    describe_entry,
+    document_from_rows,
+    read_rows,
+)
 from fhir_gateway.sources.codes import DISABILITY_CERTIFICATE
 from phr.acp import fhir as acp_fhir
 from phr.acp import repository as acp_repository
@@ -45,6 +50,7 @@ NO_CONSENT = "緊急時の情報開示の事前同意がありません / no eme
 LOINC = "http://loinc.org"
 SOURCE_PREFIX = "urn:phr:organization:"
 EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
+ALSO = ("Consent", "RelatedPerson", "CareTeam")
 SECTION_KEYS = {
     "48765-2": "allergies",
     "10160-0": "medications",
@@ -77,17 +83,17 @@ def build(
             ),
             None,
         )
-    # One logged read for what the IPS sections do not cover: the advance directive and
-    # the people around the resident.
-    others = list(
-        reader.compartment(rid, types=["Consent", "RelatedPerson", "CareTeam"], action="summary")
-    )
+    # One logged read: the IPS sections, the advance directive and the people around the
+    # resident.
+    rows = read_rows(reader, rid, also=ALSO)
     acp_id = acp_repository.consent_id_of(session, rid)
-    card = next((r for r in others if r.resource_type == "Consent" and r.id == acp_id), None)
+    card = next((r for r in rows if r.resource_type == "Consent" and r.id == acp_id), None)
     acp = acp_service.open_card(session, card) if card is not None else None
-    related = [repo.load_json(r.content) for r in others if r.resource_type != "Consent"]
+    related = [
+        repo.load_json(r.content) for r in rows if r.resource_type in ("RelatedPerson", "CareTeam")
+    ]
     extra, acp_block = _advance_directives(rid, acp)
-    document = build_document(reader, rid, now=now, extra=[extra])
+    document = document_from_rows(reader, rid, rows, now=now, extra=[extra])
     bundle = orjson.loads(document)
     patient = next(
         e["resource"]

@@ -56,7 +56,15 @@ from phr.store.indexer import date_range, iso_instant, utcnow
 from phr.store.models import Resource
 from phr.store.reader import RecordReader
 
-__all__ = ["IPS_BUNDLE_PROFILE", "ExtraSection", "build_document", "describe_entry", "router"]
+__all__ = [
+    "IPS_BUNDLE_PROFILE",
+    "ExtraSection",
+    "build_document",
+    "describe_entry",
+    "document_from_rows",
+    "read_rows",
+    "router",
+]
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -215,12 +223,31 @@ def build_document(
     extra: Sequence[ExtraSection] = (),
 ) -> bytes:
     """The IPS document Bundle of one resident, as JSON bytes (``extra`` sections last)."""
+    rows = read_rows(reader, patient_id)
+    return document_from_rows(reader, patient_id, rows, now=now, extra=extra)
+
+
+def read_rows(reader: RecordReader, patient_id: str, *, also: Sequence[str] = ()) -> list[Resource]:
+    """The one logged read a document is built from: the Patient and the section types
+    the caller's scopes cover, plus ``also`` (types another service needs alongside)."""
+    readable = {t for t in SECTION_TYPES if _may_read(reader.actor, t)}
+    types = ["Patient", *sorted(readable), *(t for t in also if t not in readable)]
+    return list(reader.compartment(patient_id, types=types, action="summary"))
+
+
+def document_from_rows(
+    reader: RecordReader,
+    patient_id: str,
+    rows: Sequence[Resource],
+    *,
+    now: datetime | None = None,
+    extra: Sequence[ExtraSection] = (),
+) -> bytes:
+    """The document from rows :func:`read_rows` returned (types beyond the sections are
+    only used to resolve references)."""
     now = now or utcnow()
     actor = reader.actor
     readable = {t for t in SECTION_TYPES if _may_read(actor, t)}
-    rows = list(
-        reader.compartment(patient_id, types=["Patient", *sorted(readable)], action="summary")
-    )
     patient: _Item | None = None
     by_type: dict[str, list[_Item]] = {}
     loaded: dict[tuple[str, str], _Item] = {}
