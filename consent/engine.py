@@ -112,7 +112,8 @@ def role_allows(role: str | None, purpose: Purpose, resource_type: str | None = 
 
 # 緊急時の情報開示: the defined emergency set — allergies, current medicines, problems,
 # ACP (advance-directive Consents), contacts, family doctor (Patient.generalPractitioner,
-# CareTeam), alerts.
+# CareTeam), alerts, and key recent results and vital signs (Observation; sensitive ones
+# stay out unless the resident names their category).
 EMERGENCY_SET = (
     "Patient",
     "AllergyIntolerance",
@@ -124,6 +125,7 @@ EMERGENCY_SET = (
     "RelatedPerson",
     "CareTeam",
     "Flag",
+    "Observation",
 )
 
 

@@ -128,6 +128,8 @@ ROUTERS = (
     "phr.triage.endpoints",
     "phr.biometrics.endpoints",
     "phr.web.endpoints",
+    "phr.acp.endpoints",
+    "phr.emergency.endpoints",
 )
 
 

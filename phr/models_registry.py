@@ -8,7 +8,9 @@ import consent.pia.models
 import consent.policy.models
 import consent.staff.models  # noqa: F401
 import fhir_gateway.models  # noqa: F401
+import phr.acp.models
 import phr.biometrics.models
+import phr.emergency.models
 import phr.store.models
 import phr.triage.models  # noqa: F401
 from phr.db import Base

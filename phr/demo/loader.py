@@ -171,6 +171,9 @@ def load(residents: int = 1000, seed: int = 20261124, synthea_dir: Path | None =
     # ---- 6. the credentials file with a few residents worth looking at --------------------
     creds["example_patients"] = _examples(stories)
     issue_demo_cards([p["id"] for p in creds["example_patients"]])  # web app sign-in
+    from phr.acp.demo import seed as seed_acp
+
+    seed_acp([p["id"] for p in creds["example_patients"]])
     if creds != orgs.read_credentials(creds_path):
         orgs.write_credentials(creds_path, creds)
     progress(f"done; credentials in {creds_path}")

@@ -56,7 +56,15 @@ from phr.store.indexer import date_range, iso_instant, utcnow
 from phr.store.models import Resource
 from phr.store.reader import RecordReader
 
-__all__ = ["IPS_BUNDLE_PROFILE", "router"]
+__all__ = [
+    "IPS_BUNDLE_PROFILE",
+    "ExtraSection",
+    "build_document",
+    "describe_entry",
+    "document_from_rows",
+    "read_rows",
+    "router",
+]
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -169,6 +177,16 @@ SECTIONS: tuple[SectionSpec, ...] = (
 SECTION_TYPES: tuple[str, ...] = tuple(dict.fromkeys(t for s in SECTIONS for t in s.types))
 
 
+@dataclass(frozen=True)
+class ExtraSection:
+    """A section another service adds to the document (e.g. the advance directives of the
+    emergency summary): the Composition section, and the full Bundle entries it refers to
+    (``fullUrl`` + ``resource``)."""
+
+    section: dict[str, Any]
+    entries: Sequence[dict[str, Any]] = ()
+
+
 @dataclass
 class _Item:
     row: Resource
@@ -197,14 +215,39 @@ def summary(
     return render.FHIRResponse(build_document(reader, id))
 
 
-def build_document(reader: RecordReader, patient_id: str, *, now: datetime | None = None) -> bytes:
-    """The IPS document Bundle of one resident, as JSON bytes."""
+def build_document(
+    reader: RecordReader,
+    patient_id: str,
+    *,
+    now: datetime | None = None,
+    extra: Sequence[ExtraSection] = (),
+) -> bytes:
+    """The IPS document Bundle of one resident, as JSON bytes (``extra`` sections last)."""
+    rows = read_rows(reader, patient_id)
+    return document_from_rows(reader, patient_id, rows, now=now, extra=extra)
+
+
+def read_rows(reader: RecordReader, patient_id: str, *, also: Sequence[str] = ()) -> list[Resource]:
+    """The one logged read a document is built from: the Patient and the section types
+    the caller's scopes cover, plus ``also`` (types another service needs alongside)."""
+    readable = {t for t in SECTION_TYPES if _may_read(reader.actor, t)}
+    types = ["Patient", *sorted(readable), *(t for t in also if t not in readable)]
+    return list(reader.compartment(patient_id, types=types, action="summary"))
+
+
+def document_from_rows(
+    reader: RecordReader,
+    patient_id: str,
+    rows: Sequence[Resource],
+    *,
+    now: datetime | None = None,
+    extra: Sequence[ExtraSection] = (),
+) -> bytes:
+    """The document from rows :func:`read_rows` returned (types beyond the sections are
+    only used to resolve references)."""
     now = now or utcnow()
     actor = reader.actor
     readable = {t for t in SECTION_TYPES if _may_read(actor, t)}
-    rows = list(
-        reader.compartment(patient_id, types=["Patient", *sorted(readable)], action="summary")
-    )
     patient: _Item | None = None
     by_type: dict[str, list[_Item]] = {}
     loaded: dict[tuple[str, str], _Item] = {}
@@ -263,6 +306,7 @@ def build_document(reader: RecordReader, patient_id: str, *, now: datetime | Non
         if not items and not spec.always:
             continue
         sections.append(_section(spec, items, bodies, url, withheld=withheld))
+    sections += [x.section for x in extra]
 
     composition_id = str(uuid.uuid4())
     stamp = iso_instant(now)
@@ -314,6 +358,7 @@ def build_document(reader: RecordReader, patient_id: str, *, now: datetime | Non
         for key, item in entries.items()
         if key != patient.key
     ]
+    out_entries += [e for x in extra for e in x.entries]
     return render.bundle(
         btype="document",
         entries=out_entries,
@@ -628,8 +673,13 @@ def _status(body: dict[str, Any]) -> str:
 
 
 def _row(item: _Item, bodies: dict[tuple[str, str], dict[str, Any]]) -> tuple[str, ...]:
-    b = item.body
-    rtype = item.row.resource_type
+    return describe_entry(item.row.resource_type, item.body, bodies)
+
+
+def describe_entry(
+    rtype: str, b: dict[str, Any], bodies: dict[tuple[str, str], dict[str, Any]]
+) -> tuple[str, str, str, str]:
+    """(item, status, date, details) of one resource, as the section tables show them."""
     date = (_date_text(b) or "")[:10]
     if rtype == "AllergyIntolerance":
         reactions = _concepts(

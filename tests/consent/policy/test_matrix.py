@@ -177,7 +177,7 @@ class TestEmergency:
             headers=world["orgs"]["ems"]["headers"],
         )
         assert r.status_code == 201, r.text
-        emergency_set = ids(world, "patient", "diabetes", "allergy")
+        emergency_set = ids(world, "patient", "obs", "diabetes", "allergy")
         assert visible(client, world, "ems", Purpose.EMERGENCY) == emergency_set
         assert visible(client, world, "ems", Purpose.TREATMENT) == set()
         # The resident is told at once that paramedics looked.
@@ -247,6 +247,7 @@ class TestEmergency:
         assert {i.resource_type: i.count for i in p.items} == {
             "AllergyIntolerance": 1,
             "Condition": 1,
+            "Observation": 1,
             "Patient": 1,
         }
 
@@ -278,7 +279,7 @@ class TestLifeProtectionException:
         )
         assert r.status_code == 201 and r.json()["review_status"] == "pending"
         assert visible(client, world, "ems", Purpose.EMERGENCY) == ids(
-            world, "patient", "diabetes", "allergy"
+            world, "patient", "obs", "diabetes", "allergy"
         )
         permit(session, world, decision="deny", recipients=[{"kind": "any"}], purposes=["ETREAT"])
         assert visible(client, world, "ems", Purpose.EMERGENCY) == set()

@@ -42,7 +42,7 @@ STAFF = (
 )
 ALL = ("patient", "obs", "diabetes", "depression", "allergy")
 ORDINARY = ("patient", "obs", "diabetes", "allergy")  # depression is mental-health data
-EMERGENCY_SET = ("patient", "diabetes", "allergy")
+EMERGENCY_SET = ("patient", "obs", "diabetes", "allergy")
 
 # The contributing clinic's own chart, seen in every state by its staff for every purpose
 # their role reads for.
