@@ -9,7 +9,7 @@ from consent.identity.oauth import ActorDep
 from fhir_gateway.api import render
 from phr.db import SessionDep
 from phr.emergency import schemas, service, summary
-from phr.errors import NotFound
+from phr.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/emergency", tags=["emergency"])
 
@@ -36,6 +36,19 @@ def identify_demographic(
     matches exactly."""
     return service.identify_by_demographics(
         session=session, actor=actor, incident_id=incident_id, query=body
+    )
+
+
+@router.post("/incidents/{incident_id}/identify/face", response_model=schemas.IdentifyResult)
+def identify_face(
+    incident_id: str, body: schemas.FaceProbe, session: SessionDep, actor: ActorDep
+) -> schemas.IdentifyResult:
+    """1:N face search over enrolled residents (a template or a photo), narrowed by what
+    the crew sees: at most three candidates, to be confirmed before anything is shown."""
+    if (body.embedding is None) == (body.image is None):
+        raise InvalidInput("send either embedding or image")
+    return service.identify_by_face(
+        session=session, actor=actor, incident_id=incident_id, probe=body
     )
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from phr.biometrics.schemas import SearchCreate
+
 Method = Literal["face", "card", "demographic"]
 ConfirmMethod = Literal["card", "birth_date", "visual"]
 
@@ -55,6 +57,11 @@ class DemographicQuery(_Shape):
 
 class CardQuery(_Shape):
     certificate: str = Field(min_length=1, max_length=16 * 1024)  # PEM or base64 DER
+
+
+class FaceProbe(SearchCreate):
+    """A face probe for an incident: a template (vector) or a tablet photo, and what the
+    crew sees (sex, apparent age range, the incident's postal code)."""
 
 
 class IdentifyResult(BaseModel):

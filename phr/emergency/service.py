@@ -327,6 +327,45 @@ def identify_by_card(
     return _result(added)
 
 
+def identify_by_face(
+    *, session: Session, actor: Actor, incident_id: str, probe: schemas.FaceProbe
+) -> schemas.IdentifyResult:
+    """1:N face search (:mod:`phr.biometrics`) over the enrolled residents, narrowed by
+    what the crew sees; at most three candidates above the calibrated threshold join the
+    incident. A face candidate is confirmed visually (the reference photo side by side),
+    by a bystander's birth date or by the card — never by the score alone."""
+    from phr.biometrics import service as biometrics
+
+    incident = _attending(session, actor, incident_id)
+    _attempt(session, actor, incident)
+    narrowing: dict[str, Any] = {
+        "sex": probe.sex,
+        "age_min": probe.age_min,
+        "age_max": probe.age_max,
+        "district": probe.district,
+        "limit": probe.limit,
+    }
+    if probe.embedding is not None:
+        found = biometrics.identify(session, actor, probe.embedding, **narrowing)
+    else:
+        assert probe.image is not None
+        image = biometrics.decode_base64(probe.image, "image")
+        found = biometrics.identify_image(session, actor, image, **narrowing)
+    if not found:
+        _log(session, actor, "incident-identify", incident, outcome="not-found", detail="face")
+        return _result([])
+    proposed = [Proposed(c.resident_id, c.score) for c in found]
+    add_candidates(session, incident.id, "face", proposed, actor=actor)
+    wanted = {c.resident_id for c in found}
+    return _result(
+        [
+            c
+            for c in repository.candidates(session, incident.id)
+            if c.method == "face" and c.resident_id in wanted
+        ]
+    )
+
+
 # ---- confirm -----------------------------------------------------------------------------------
 
 
