@@ -118,7 +118,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import func, select, true
     from sqlalchemy.orm import Session
 
-    from consent import audit
     from consent import engine as consent_engine
     from consent.actors import Actor, Purpose
     from phr.db import make_engine
@@ -195,7 +194,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         def through_reader(req: Any) -> list[str]:
             found = RecordReader(session, other, Purpose.TREATMENT).search(req)
-            audit.flush(session)  # the access-log insert, as at commit
             return [r.id for r in found.matches]
 
         for name, rtype, make in scenarios:

@@ -2,13 +2,11 @@
 
 Writing
     :func:`record` is the one way in (the choke point, :mod:`phr.store.reader`, calls it).
-    Entries are *staged* on the session and inserted when the transaction commits (a
-    ``before_commit`` hook), as one insert for the whole transaction, with the chain columns
-    (``seq``, ``prev_hash``, ``entry_hash``) empty. No lock is taken: audited requests no
-    longer take turns (ADR 0004). A query of :class:`AuditEntry` through the same session
-    inserts what is staged first, so a transaction reads its own entries; :func:`flush`
-    does it explicitly. If the transaction rolls back, its staged entries go with it (the
-    reader re-records a denial after a rollback with :func:`phr.db.after_rollback`).
+    It inserts the entries in the caller's transaction at once — one insert per call, with
+    the chain columns (``seq``, ``prev_hash``, ``entry_hash``) empty. No lock is taken:
+    audited requests do not take turns (ADR 0004). The entries commit or roll back with
+    the read they record (the reader re-records a denial after a rollback with
+    :func:`phr.db.after_rollback`).
 
 Hash chain
     :func:`chain_pending` — run every second by the chainer thread of each server process
@@ -56,11 +54,9 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import ColumnElement, Table, bindparam, event, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
-from sqlalchemy.sql.elements import TextClause
-from sqlalchemy.sql.util import find_tables
+from sqlalchemy.orm import Session
 
 from consent.actors import PURPOSE_SYSTEM, Actor, Purpose
 from consent.models import AuditChainHead, AuditEntry, AuditSeal, Organization
@@ -84,7 +80,6 @@ __all__ = [
     "compute_entry_hash",
     "entry_refs",
     "entry_what",
-    "flush",
     "key_fingerprint",
     "load_seal_key",
     "pending_count",
@@ -122,7 +117,6 @@ HASHED_FIELDS = (
     "consent_ref",
 )
 MAX_DETAIL = 4000
-_PENDING = "consent.audit.pending"
 _entries = cast(Table, AuditEntry.__table__)
 _head = cast(Table, AuditChainHead.__table__)
 
@@ -179,9 +173,8 @@ def record(
     *,
     at: datetime | None = None,
 ) -> None:
-    """Log the accesses in the caller's transaction (so no read goes unlogged).
-
-    The entries are appended to the chain when the transaction commits.
+    """Log the accesses in the caller's transaction (so no read goes unlogged): one
+    insert, no lock; the chainer appends them to the hash chain after the commit.
     """
     at = _naive_utc(at or utcnow())
     rows = [
@@ -206,20 +199,7 @@ def record(
         for a in accesses
     ]
     if rows:
-        session.info.setdefault(_PENDING, []).extend(rows)
-
-
-def flush(session: Session) -> int:
-    """Insert the session's staged entries now (unchained); returns how many."""
-    rows: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
-    if not rows:
-        return 0
-    for row in rows:
-        row.setdefault("seq", None)
-        row.setdefault("prev_hash", None)
-        row.setdefault("entry_hash", None)
-    session.execute(_entries.insert(), rows)
-    return len(rows)
+        session.execute(_entries.insert(), rows)
 
 
 def chain_pending(session: Session, *, limit: int = 5_000) -> int:
@@ -332,36 +312,6 @@ def _create_head(session: Session) -> None:
     else:  # pragma: no cover - PostgreSQL and SQLite only
         stmt = _head.insert().values(values)
     session.execute(stmt)
-
-
-@event.listens_for(Session, "before_commit")
-def _insert_before_commit(session: Session) -> None:
-    if session.info.get(_PENDING):
-        flush(session)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_on_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_PENDING, None)
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _read_own_entries(state: ORMExecuteState) -> None:
-    # Only while entries are staged (between record() and commit) is the statement looked at.
-    if (
-        state.session.info.get(_PENDING)
-        and (state.is_select or isinstance(state.statement, TextClause))
-        and _reads_entries(state.statement)
-    ):
-        flush(state.session)
-
-
-def _reads_entries(statement: Any) -> bool:
-    if isinstance(statement, TextClause):
-        return _entries.name in statement.text
-    tables = find_tables(statement, include_joins=True, include_aliases=True)
-    return any(getattr(t, "name", None) == _entries.name for t in tables)
 
 
 # --------------------------------------------------------------------------- seal keys
