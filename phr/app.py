@@ -116,6 +116,7 @@ ROUTERS = (
     "consent.audit_endpoints",
     "consent.policy.endpoints",
     "fhir_gateway.api.operations.summary",
+    "phr.polypharmacy.endpoints",
 )
 
 

@@ -313,8 +313,9 @@ def _register_groups() -> None:
     from consent.identity.cli import card, oidc
     from consent.pia.cli import pia
     from consent.staff.cli import staff
+    from phr.polypharmacy.cli import drugs
 
-    for group in (card, oidc, staff, pia, audit):
+    for group in (card, oidc, staff, pia, audit, drugs):
         main.add_command(group)
 
 
