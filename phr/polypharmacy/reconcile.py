@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from phr.polypharmacy.kb import KnowledgeBase
@@ -99,6 +100,13 @@ class Medicine:
     @property
     def active(self) -> bool:
         return any(s.active for s in self.sources)
+
+    @cached_property
+    def refs(self) -> frozenset[str]:
+        """What rule references name this medicine: ``class:<id>`` and ``ing:<成分名>``."""
+        return frozenset(
+            [*(f"class:{c}" for c in self.classes), *(f"ing:{i}" for i in self.ingredients)]
+        )
 
     @property
     def active_sources(self) -> list[SourceRecord]:

@@ -17,6 +17,7 @@ __all__ = [
     "findings_for",
     "insert_products",
     "product_count",
+    "product_rows",
     "products_by_codes",
     "update_products",
     "upsert_findings",
@@ -38,6 +39,24 @@ def insert_products(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 def update_products(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     for i in range(0, len(rows), 2000):
         session.execute(update(DrugProduct), list(rows[i : i + 2000]))
+
+
+def product_rows(session: Session) -> list[tuple[str, str, str, str, str, str, str]]:
+    """Every product as (code, name, ingredient, route, category, form, brand)."""
+    return [
+        tuple(r)  # type: ignore[misc]
+        for r in session.execute(
+            select(
+                DrugProduct.code,
+                DrugProduct.name,
+                DrugProduct.ingredient,
+                DrugProduct.route,
+                DrugProduct.category,
+                DrugProduct.form,
+                DrugProduct.brand,
+            )
+        )
+    ]
 
 
 def product_count(session: Session) -> int:

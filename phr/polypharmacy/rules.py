@@ -141,12 +141,7 @@ _DONT_STOP_EN = "Do not stop or change any medicine on your own; talk to your ph
 
 
 def _matches(med: Medicine, refs: Sequence[str]) -> bool:
-    for ref in refs:
-        if ref.startswith("class:") and ref[6:] in med.classes:
-            return True
-        if ref.startswith("ing:") and ref[4:] in med.ingredients:
-            return True
-    return False
+    return not med.refs.isdisjoint(refs)
 
 
 def _same_ingredient(meds: Sequence[Medicine]) -> list[Finding]:

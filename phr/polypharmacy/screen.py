@@ -14,7 +14,8 @@ import csv
 import dataclasses
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,10 +25,12 @@ from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose
 from phr.polypharmacy import service
-from phr.polypharmacy.kb import knowledge_base
+from phr.polypharmacy.kb import KnowledgeBase, knowledge_base
+from phr.polypharmacy.reconcile import MEDICATION_TYPES, ProductInfo, as_of
 from phr.store import search as fsearch
 from phr.store.indexer import iso_instant, utcnow
-from phr.store.reader import RecordReader
+from phr.store.models import Resource
+from phr.store.reader import RecordReader, RecordRow
 
 __all__ = ["ScreenReport", "screen", "screening_actor"]
 
@@ -77,12 +80,44 @@ class ScreenReport:
         }
 
 
+def _review_page(
+    session: Session,
+    reader: RecordReader,
+    patients: Sequence[Resource],
+    now: datetime,
+    kb: KnowledgeBase,
+    products: Mapping[str, ProductInfo],
+) -> list[service.Review]:
+    """Review a page of residents with two batched reads: their medicine records, then the
+    Observations of those whose current medicines have a kidney limit."""
+    ids = [p.id for p in patients]
+    by_resident: dict[str, list[RecordRow]] = defaultdict(list)
+    for row in reader.compartments(ids, types=MEDICATION_TYPES, action="medication-review"):
+        by_resident[row.resident_id or ""].append(row)
+    today = as_of(now)
+    drafts = [
+        service.draft(
+            session, p.id, [p, *by_resident.get(p.id, [])], today=today, kb=kb, products=products
+        )
+        for p in patients
+    ]
+    need = [d.patient_id for d in drafts if service.needs_kidney(d.medicines, kb)]
+    observations: dict[str, list[RecordRow]] = defaultdict(list)
+    for row in reader.compartments(need, types=["Observation"], action="medication-review"):
+        observations[row.resident_id or ""].append(row)
+    return [
+        service.complete(d, now=now, kb=kb, observation_rows=observations.get(d.patient_id, []))
+        for d in drafts
+    ]
+
+
 def screen(
     session: Session, out_dir: Path, *, now: datetime | None = None, record: bool = True
 ) -> ScreenReport:
     started = time.perf_counter()
     now = now or utcnow()
     kb = knowledge_base()
+    products = service.all_products(session)
     reader = RecordReader(session, screening_actor(), Purpose.MEDICATION_REVIEW)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = iso_instant(now).replace(":", "").replace("-", "")[:15]
@@ -98,15 +133,8 @@ def screen(
             )
             offset += PAGE
             residents = [p for p in page.matches if p.resident_id == p.id]
-            reviews = []
-            for patient in residents:
-                rows = [
-                    patient,
-                    *reader.compartment(
-                        patient.id, types=service.REVIEW_TYPES[1:], action="medication-review"
-                    ),
-                ]
-                rv = service.review_from_rows(session, patient.id, rows, now=now, kb=kb)
+            reviews = [r for r in _review_page(session, reader, residents, now, kb, products)]
+            for rv in reviews:
                 report.residents += 1
                 current = [m for m in rv.medicines if m.active]
                 if current:
@@ -114,14 +142,13 @@ def screen(
                 report.unrecognised_medicines += sum(1 for m in current if not m.recognised)
                 if rv.findings:
                     report.with_findings += 1
-                    reviews.append(rv)
                 for f in rv.findings:
                     report.findings += 1
                     report.by_rule[f.rule] += 1
                     report.by_severity[f.severity] += 1
                     writer.writerow(
                         (
-                            patient.id,
+                            rv.patient.id,
                             f.rule,
                             f.rule_id,
                             f.code,
@@ -133,6 +160,7 @@ def screen(
                             f.source,
                         )
                     )
+            reviews = [r for r in reviews if r.findings]
             if record and reviews:
                 service.record_findings(session, service.MUNICIPAL_OWNER, reviews)
             if len(page.matches) < PAGE:

@@ -25,7 +25,17 @@ from phr.store import search as fsearch
 from phr.store.models import Resource, ResourceVersion, SearchReference
 from phr.store.params import params_for
 
-__all__ = ["RecordReader", "SearchResult"]
+__all__ = ["RecordReader", "RecordRow", "SearchResult"]
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One resource as a plain row (what population jobs need of it)."""
+
+    resource_type: str
+    id: str
+    resident_id: str | None
+    content: str
 
 
 @dataclass
@@ -235,6 +245,45 @@ class RecordReader:
             last = rows[-1].pk
             yield from rows
         self._log_one(action, "Patient", resident_id, resident_id, count=returned)
+
+    def compartments(
+        self, resident_ids: Sequence[str], *, types: Sequence[str], action: str
+    ) -> list[RecordRow]:
+        """Visible live resources of the given types of many residents in one query, for
+        population jobs (batch screening). Plain rows, not ORM objects (they are read-only
+        and a job reads hundreds of thousands); one access-log entry per resident read.
+        """
+        if not resident_ids:
+            return []
+        stmt = (
+            select(Resource.resource_type, Resource.id, Resource.resident_id, Resource.content)
+            .where(
+                Resource.resident_id.in_(list(resident_ids)),
+                Resource.resource_type.in_(list(types)),
+                Resource.deleted.is_(False),
+                self._access,
+            )
+            .order_by(Resource.resident_id, Resource.pk)
+        )
+        rows = [RecordRow(*r) for r in self.session.execute(stmt)]
+        counts: dict[str, int] = defaultdict(int)
+        for r in rows:
+            counts[r.resident_id or ""] += 1
+        self._record(
+            [
+                audit.Access(
+                    action,
+                    "permit",
+                    "Patient",
+                    rid,
+                    rid,
+                    count=counts.get(rid, 0),
+                    consent_ref=self._basis,
+                )
+                for rid in dict.fromkeys(resident_ids)
+            ]
+        )
+        return rows
 
     def resident_exists(self, resident_id: str) -> bool:
         """Is the Patient visible to this actor (without logging a read of content)."""

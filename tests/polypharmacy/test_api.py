@@ -260,3 +260,35 @@ class TestScreening:
         assert any(e.service == "polypharmacy" and e.purpose == "MEDREVIEW" for e in logged)
         municipal = repository.worklist(session, service.MUNICIPAL_OWNER, ["open"], 50, 0)
         assert {(f.resident_id, f.code) for f in municipal} >= {(world["patient"], "DRG")}
+
+
+class TestBatchReads:
+    def test_population_reads_respect_consent_and_log_one_entry_per_resident(
+        self, session: Session, world: dict[str, Any]
+    ) -> None:
+        from consent.actors import Purpose
+        from phr.store.reader import RecordReader
+
+        def pharmacy_reader() -> RecordReader:
+            actor = Actor(
+                kind="organization",
+                organization_id="pharmacy-x",
+                organization_kind="pharmacy",
+                client_id=world["pharmacy"]["client_id"],
+                scopes=frozenset({"system/*.rs"}),
+                service="polypharmacy",
+            )
+            return RecordReader(session, actor, Purpose.MEDICATION_REVIEW)
+
+        types = ["MedicationRequest"]
+        rows = pharmacy_reader().compartments([world["patient"]], types=types, action="t")
+        assert rows == []
+        consent_for_pharmacy(session, world)
+        rows = pharmacy_reader().compartments(
+            [world["patient"], "nobody"], types=types, action="batch-test"
+        )
+        assert {r.resident_id for r in rows} == {world["patient"]} and len(rows) == 2
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.action == "batch-test")).all()
+        assert sorted((e.resident_id, e.count) for e in logged) == sorted(
+            [(world["patient"], 2), ("nobody", 0)]
+        )
