@@ -122,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--chunk", type=int, default=2000, help="residents per write transaction")
+    p.add_argument("--workers", default="1,2", help="screening worker processes to measure")
     return p.parse_args(argv)
 
 
@@ -324,16 +325,19 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
         f"p99 {common.percentile(timings, 99):.1f} ms  max {max(timings):.1f} ms"
     )
 
-    # 2. screening
-    t0 = time.perf_counter()
-    with transaction() as session:
-        rep = screen(session, tmp / "reports")
-    total = time.perf_counter() - t0
-    print(
-        f"screening: {rep.residents:,} residents ({rep.with_medicines:,} with current medicines) "
-        f"in {total:.1f} s incl. commit ({total / max(1, rep.residents) * 1e3:.2f} ms/resident); "
-        f"{rep.findings:,} findings {dict(rep.by_rule)}"
-    )
+    # 2. screening (the findings go to the worklist on the last run only)
+    runs = [int(w) for w in args.workers.split(",")]
+    for i, workers in enumerate(runs):
+        t0 = time.perf_counter()
+        with transaction() as session:
+            rep = screen(session, tmp / "reports", workers=workers, record=i == len(runs) - 1)
+        total = time.perf_counter() - t0
+        print(
+            f"screening, {workers} worker(s): {rep.residents:,} residents "
+            f"({rep.with_medicines:,} with current medicines) in {total:.1f} s incl. commit "
+            f"({total / max(1, rep.residents) * 1e3:.2f} ms/resident); {rep.findings:,} findings "
+            f"{dict(rep.by_rule)}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,14 @@ def import_cmd(file: Path) -> None:
     default=None,
     help="Folder for the report (default: <data dir>/reports).",
 )
-def screen_cmd(out_dir: Path | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes for the checks (the reads stay in one consent-checked transaction).",
+)
+def screen_cmd(out_dir: Path | None, workers: int) -> None:
     """Screen every resident's current medicines; write a CSV report and a JSON summary.
 
     Runs as the platform's polypharmacy service under purpose MEDREVIEW (its privacy
@@ -47,5 +54,5 @@ def screen_cmd(out_dir: Path | None) -> None:
 
     target = out_dir or get_settings().data_dir / "reports"
     with transaction() as session:
-        report = screen(session, target)
+        report = screen(session, target, workers=workers)
     click.echo(json.dumps({**report.as_dict(), "summary": report.summary_path}, ensure_ascii=False))

@@ -2,10 +2,14 @@
 
 Runs as the platform's polypharmacy service (``Actor.system`` with service
 ``polypharmacy``: nothing is read unless its privacy impact assessment is approved) under
-purpose MEDREVIEW. Residents are paged through the reader (a Patient search), each one's
-medicines are read with one compartment query (one access-log entry per resident), and
-the findings go to the municipal worklist. The report is a CSV (one row per finding: the
-resident id, rule, code, severity, medicines, prescribers — no names) and a JSON summary.
+purpose MEDREVIEW. Residents are paged through the reader (a Patient search, 500 at a
+time); each page's medicine records are read with one batched, consent-checked query (one
+access-log entry per resident), and the Observations only of those whose current medicines
+have a kidney limit. Reading and writing stay in this process and its one transaction; the
+checks (pure computation on plain rows) can run in worker processes (``workers``), while
+the next page is read. Findings go to the municipal worklist. The report is a CSV (one row
+per finding: the resident id, rule, code, severity, medicines, prescribers — no names) and
+a JSON summary.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import multiprocessing
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,14 +31,13 @@ from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose
 from phr.polypharmacy import service
-from phr.polypharmacy.kb import KnowledgeBase, knowledge_base
+from phr.polypharmacy.kb import knowledge_base
 from phr.polypharmacy.reconcile import MEDICATION_TYPES, ProductInfo, as_of
 from phr.store import search as fsearch
 from phr.store.indexer import iso_instant, utcnow
-from phr.store.models import Resource
 from phr.store.reader import RecordReader, RecordRow
 
-__all__ = ["ScreenReport", "screen", "screening_actor"]
+__all__ = ["FindingRow", "ResidentResult", "ScreenReport", "screen", "screening_actor"]
 
 PAGE = 500
 CSV_FIELDS = (
@@ -53,6 +58,29 @@ def screening_actor() -> Actor:
     return dataclasses.replace(Actor.system("polypharmacy-screen"), service=service.SERVICE)
 
 
+@dataclass(frozen=True)
+class FindingRow:
+    rule: str
+    rule_id: str
+    code: str
+    severity: str
+    medicines: str
+    prescribers: str
+    pharmacies: str
+    title_en: str
+    source: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ResidentResult:
+    patient: str
+    current: int
+    unrecognised: int
+    findings: tuple[FindingRow, ...]
+    needs_kidney: bool = False  # not finished: read its Observations and check again
+
+
 @dataclass
 class ScreenReport:
     residents: int = 0
@@ -63,6 +91,7 @@ class ScreenReport:
     by_severity: Counter[str] = field(default_factory=Counter)
     unrecognised_medicines: int = 0
     seconds: float = 0.0
+    workers: int = 1
     csv_path: str = ""
     summary_path: str = ""
 
@@ -76,95 +105,167 @@ class ScreenReport:
             "by_severity": dict(sorted(self.by_severity.items())),
             "unrecognised_current_medicines": self.unrecognised_medicines,
             "seconds": round(self.seconds, 2),
+            "workers": self.workers,
             "csv": self.csv_path,
         }
 
 
-def _review_page(
-    session: Session,
-    reader: RecordReader,
-    patients: Sequence[Resource],
-    now: datetime,
-    kb: KnowledgeBase,
-    products: Mapping[str, ProductInfo],
-) -> list[service.Review]:
-    """Review a page of residents with two batched reads: their medicine records, then the
-    Observations of those whose current medicines have a kidney limit."""
-    ids = [p.id for p in patients]
-    by_resident: dict[str, list[RecordRow]] = defaultdict(list)
-    for row in reader.compartments(ids, types=MEDICATION_TYPES, action="medication-review"):
-        by_resident[row.resident_id or ""].append(row)
+# ---- the computation (runs in this process or in workers; no database) -----------------------
+
+_PRODUCTS: Mapping[str, ProductInfo] = {}
+
+Job = tuple[str, list[RecordRow], bool]  # (resident, rows, kidney already read)
+
+
+def _set_products(products: Mapping[str, ProductInfo]) -> None:
+    global _PRODUCTS
+    _PRODUCTS = products
+
+
+def _worker_init(products: Mapping[str, ProductInfo]) -> None:
+    """A worker never touches the database; it must not close the parent's connections
+    it inherited with the fork either (SQLAlchemy: dispose without closing)."""
+    from phr.db import get_engine
+
+    get_engine().dispose(close=False)
+    _set_products(products)
+
+
+def _check(jobs: Sequence[Job], now: datetime) -> list[ResidentResult]:
+    kb = knowledge_base()
     today = as_of(now)
-    drafts = [
-        service.draft(
-            session, p.id, [p, *by_resident.get(p.id, [])], today=today, kb=kb, products=products
+    out = []
+    for patient_id, rows, final in jobs:
+        d = service.draft(None, patient_id, rows, today=today, kb=kb, products=_PRODUCTS)
+        current = [m for m in d.medicines if m.active]
+        unrecognised = sum(1 for m in current if not m.recognised)
+        if not final and service.needs_kidney(d.medicines, kb):
+            out.append(ResidentResult(patient_id, len(current), unrecognised, (), True))
+            continue
+        rv = service.complete(d, now=now, kb=kb)
+        findings = tuple(
+            FindingRow(
+                f.rule,
+                f.rule_id,
+                f.code,
+                f.severity,
+                " / ".join(m.name for m in f.medicines),
+                " / ".join(f.prescribers),
+                " / ".join(f.pharmacies),
+                f.title_en,
+                f.source,
+                f.fingerprint,
+            )
+            for f in rv.findings
         )
-        for p in patients
-    ]
-    need = [d.patient_id for d in drafts if service.needs_kidney(d.medicines, kb)]
-    observations: dict[str, list[RecordRow]] = defaultdict(list)
-    for row in reader.compartments(need, types=["Observation"], action="medication-review"):
-        observations[row.resident_id or ""].append(row)
-    return [
-        service.complete(d, now=now, kb=kb, observation_rows=observations.get(d.patient_id, []))
-        for d in drafts
-    ]
+        out.append(ResidentResult(patient_id, len(current), unrecognised, findings))
+    return out
+
+
+# ---- the job -----------------------------------------------------------------------------------
+
+
+def _pages(reader: RecordReader) -> Iterator[list[Job]]:
+    """Residents and their medicine records, a page at a time, read under consent."""
+    offset = 0
+    while True:
+        page = reader.search(
+            fsearch.SearchRequest("Patient", [], count=PAGE, offset=offset, total="none")
+        )
+        offset += PAGE
+        patients = [p for p in page.matches if p.resident_id == p.id]
+        rows: dict[str, list[RecordRow]] = defaultdict(list)
+        ids = [p.id for p in patients]
+        for row in reader.compartments(ids, types=MEDICATION_TYPES, action="medication-review"):
+            rows[row.resident_id or ""].append(row)
+        yield [
+            (p.id, [RecordRow("Patient", p.id, p.resident_id, p.content), *rows[p.id]], False)
+            for p in patients
+        ]
+        if len(page.matches) < PAGE:
+            return
+
+
+def _with_kidney(reader: RecordReader, jobs: Sequence[Job], pending: Sequence[str]) -> list[Job]:
+    """The jobs of residents whose kidney function matters, with their Observations."""
+    wanted = set(pending)
+    obs: dict[str, list[RecordRow]] = defaultdict(list)
+    for row in reader.compartments(pending, types=["Observation"], action="medication-review"):
+        obs[row.resident_id or ""].append(row)
+    return [(pid, [*rows, *obs[pid]], True) for pid, rows, _ in jobs if pid in wanted]
+
+
+class _Inline(Executor):
+    """Runs the checks in this process (workers=1), with the Executor interface."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        f: Future[Any] = Future()
+        f.set_result(fn(*args, **kwargs))
+        return f
+
+
+def _executor(workers: int, products: Mapping[str, ProductInfo]) -> Executor:
+    _set_products(products)
+    if workers <= 1:
+        return _Inline()
+    # fork: the workers inherit the drug master and knowledge base already in memory.
+    ctx = multiprocessing.get_context("fork")
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(products,)
+    )
+
+
+def _split(jobs: list[Job], parts: int) -> list[list[Job]]:
+    size = max(1, -(-len(jobs) // parts))
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
 def screen(
-    session: Session, out_dir: Path, *, now: datetime | None = None, record: bool = True
+    session: Session,
+    out_dir: Path,
+    *,
+    now: datetime | None = None,
+    record: bool = True,
+    workers: int = 1,
 ) -> ScreenReport:
     started = time.perf_counter()
     now = now or utcnow()
     kb = knowledge_base()
-    products = service.all_products(session)
     reader = RecordReader(session, screening_actor(), Purpose.MEDICATION_REVIEW)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = iso_instant(now).replace(":", "").replace("-", "")[:15]
     csv_path = out_dir / f"polypharmacy-screening-{stamp}.csv"
-    report = ScreenReport(csv_path=str(csv_path))
-    offset = 0
-    with open(csv_path, "w", encoding="utf-8", newline="") as fh:
+    report = ScreenReport(csv_path=str(csv_path), workers=max(1, workers))
+    products = service.all_products(session)
+    with (
+        open(csv_path, "w", encoding="utf-8", newline="") as fh,
+        _executor(workers, products) as pool,
+    ):
         writer = csv.writer(fh)
         writer.writerow(CSV_FIELDS)
-        while True:
-            page = reader.search(
-                fsearch.SearchRequest("Patient", [], count=PAGE, offset=offset, total="none")
-            )
-            offset += PAGE
-            residents = [p for p in page.matches if p.resident_id == p.id]
-            reviews = [r for r in _review_page(session, reader, residents, now, kb, products)]
-            for rv in reviews:
-                report.residents += 1
-                current = [m for m in rv.medicines if m.active]
-                if current:
-                    report.with_medicines += 1
-                report.unrecognised_medicines += sum(1 for m in current if not m.recognised)
-                if rv.findings:
-                    report.with_findings += 1
-                for f in rv.findings:
-                    report.findings += 1
-                    report.by_rule[f.rule] += 1
-                    report.by_severity[f.severity] += 1
-                    writer.writerow(
-                        (
-                            rv.patient.id,
-                            f.rule,
-                            f.rule_id,
-                            f.code,
-                            f.severity,
-                            " / ".join(m.name for m in f.medicines),
-                            " / ".join(f.prescribers),
-                            " / ".join(f.pharmacies),
-                            f.title_en,
-                            f.source,
-                        )
-                    )
-            reviews = [r for r in reviews if r.findings]
-            if record and reviews:
-                service.record_findings(session, service.MUNICIPAL_OWNER, reviews)
-            if len(page.matches) < PAGE:
-                break
+
+        def run(jobs: list[Job]) -> list[Future[list[ResidentResult]]]:
+            return [pool.submit(_check, part, now) for part in _split(jobs, report.workers)]
+
+        def finish(jobs: list[Job], futures: list[Future[list[ResidentResult]]]) -> None:
+            results = [r for f in futures for r in f.result()]
+            pending = [r.patient for r in results if r.needs_kidney]
+            if pending:
+                again = _with_kidney(reader, jobs, pending)
+                results = [r for r in results if not r.needs_kidney]
+                results += [r for f in run(again) for r in f.result()]
+            _tally(report, writer, results)
+            if record:
+                _record(session, results)
+
+        previous: tuple[list[Job], list[Future[list[ResidentResult]]]] | None = None
+        for jobs in _pages(reader):
+            futures = run(jobs)  # computed while the next page is read
+            if previous is not None:
+                finish(*previous)
+            previous = (jobs, futures)
+        if previous is not None:
+            finish(*previous)
     report.seconds = time.perf_counter() - started
     summary = out_dir / f"polypharmacy-screening-{stamp}.json"
     report.summary_path = str(summary)
@@ -177,3 +278,34 @@ def screen(
         encoding="utf-8",
     )
     return report
+
+
+def _tally(report: ScreenReport, writer: Any, results: Sequence[ResidentResult]) -> None:
+    for r in results:
+        report.residents += 1
+        report.with_medicines += 1 if r.current else 0
+        report.unrecognised_medicines += r.unrecognised
+        report.with_findings += 1 if r.findings else 0
+        for f in r.findings:
+            report.findings += 1
+            report.by_rule[f.rule] += 1
+            report.by_severity[f.severity] += 1
+            writer.writerow(
+                (
+                    r.patient,
+                    f.rule,
+                    f.rule_id,
+                    f.code,
+                    f.severity,
+                    f.medicines,
+                    f.prescribers,
+                    f.pharmacies,
+                    f.title_en,
+                    f.source,
+                )
+            )
+
+
+def _record(session: Session, results: Sequence[ResidentResult]) -> None:
+    found = ((r.patient, f) for r in results for f in r.findings)
+    service.store_findings(session, service.MUNICIPAL_OWNER, found)

@@ -49,6 +49,7 @@ __all__ = [
     "review",
     "review_from_rows",
     "service_actor",
+    "store_findings",
     "worklist",
 ]
 
@@ -220,7 +221,7 @@ class Draft:
 
 
 def draft(
-    session: Session,
+    session: Session | None,
     patient_id: str,
     rows: Iterable[RowLike],
     *,
@@ -246,6 +247,8 @@ def draft(
         meds.append(body)
         by_key[(row.resource_type, row.id)] = row
     if products is None:
+        if session is None:
+            raise ValueError("products or a session to look them up")
         products = products_for(session, meds)
     medicines = reconcile(meds, products, kb, today=today)
     return Draft(patient_id, patient_row, patient_body, medicines, by_key, observation_rows)
@@ -329,24 +332,43 @@ def owner_of(actor: Actor) -> str:
     raise Forbidden("only organisations and the platform keep a worklist")
 
 
-def record_findings(
-    session: Session, owner: str, reviews: Sequence[Review]
+class FindingKey(Protocol):
+    """What the worklist keeps of a finding (a Finding, or a screening result row)."""
+
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+
+
+def store_findings(
+    session: Session, owner: str, found: Iterable[tuple[str, FindingKey]]
 ) -> dict[tuple[str, str], FindingState]:
+    """Put (resident, finding) pairs on the owner's worklist."""
     rows = [
         {
             "id": str(uuid.uuid4()),
-            "resident_id": r.patient.id,
+            "resident_id": resident_id,
             "fingerprint": f.fingerprint,
             "rule": f.rule,
             "code": f.code,
             "severity": f.severity,
         }
-        for r in reviews
-        for f in r.findings
+        for resident_id, f in found
     ]
     if not rows:
         return {}
     return repository.upsert_findings(session, owner, rows, utcnow())
+
+
+def record_findings(
+    session: Session, owner: str, reviews: Sequence[Review]
+) -> dict[tuple[str, str], FindingState]:
+    return store_findings(session, owner, ((r.patient.id, f) for r in reviews for f in r.findings))
 
 
 # ---- presentations ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the resident's plain-language view, and consent: no consent, nothing."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -292,3 +293,17 @@ class TestBatchReads:
         assert sorted((e.resident_id, e.count) for e in logged) == sorted(
             [(world["patient"], 2), ("nobody", 0)]
         )
+
+    def test_two_worker_processes_give_the_same_report(
+        self, session: Session, world: dict[str, Any], tmp_path: Any
+    ) -> None:
+        one = screen(session, tmp_path / "one", record=False)
+        two = screen(session, tmp_path / "two", record=False, workers=2)
+        assert one.as_dict() | {"seconds": 0, "workers": 0, "csv": ""} == two.as_dict() | {
+            "seconds": 0,
+            "workers": 0,
+            "csv": "",
+        }
+        assert two.workers == 2
+        read = lambda r: sorted(Path(r.csv_path).read_text(encoding="utf-8").splitlines())  # noqa: E731
+        assert read(one) == read(two)
