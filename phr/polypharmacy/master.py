@@ -144,6 +144,9 @@ def import_drug_list(session: Session, path: Path) -> ImportReport:
     repository.insert_products(session, new)
     repository.update_products(session, old)
     session.flush()
+    from phr.polypharmacy.service import forget_products
+
+    forget_products()
     return ImportReport(rows, len(parsed), len(new), len(old), skipped)
 
 

@@ -42,6 +42,13 @@ __all__ = [
     "Review",
     "act_on_finding",
     "all_products",
+    "complete",
+    "draft",
+    "finding_json",
+    "forget_products",
+    "kidney_reader",
+    "medicine_json",
+    "needs_kidney",
     "patient_context",
     "products_for",
     "record_findings",
@@ -171,22 +178,34 @@ def patient_context(
     return Patient(patient_id, _age(birth, today), sex, kidney)
 
 
+# Products by code, remembered in this process: a product's ingredient, route and category
+# do not change under its code, and a code not seen yet is always looked up (so a product
+# imported by another process is recognised at once). ``forget_products`` after an import.
+_PRODUCT_CACHE: dict[str, ProductInfo] = {}
+_PRODUCT_CACHE_MAX = 50_000
+
+
+def forget_products() -> None:
+    _PRODUCT_CACHE.clear()
+
+
 def products_for(session: Session, bodies: Iterable[Mapping[str, Any]]) -> dict[str, ProductInfo]:
     codes = {c for b in bodies for s, c, _ in medication_codes(b) if s == YJ and c}
-    return {
-        code: ProductInfo(p.code, p.name, p.ingredient, p.route, p.category, p.form, p.brand)
-        for code, p in repository.products_by_codes(session, codes).items()
-    }
+    missing = codes - _PRODUCT_CACHE.keys()
+    if missing:
+        if len(_PRODUCT_CACHE) > _PRODUCT_CACHE_MAX:
+            _PRODUCT_CACHE.clear()
+        for code, p in repository.products_by_codes(session, missing).items():
+            _PRODUCT_CACHE[code] = ProductInfo(
+                p.code, p.name, p.ingredient, p.route, p.category, p.form, p.brand
+            )
+    return {c: _PRODUCT_CACHE[c] for c in codes if c in _PRODUCT_CACHE}
 
 
 def needs_kidney(medicines: Sequence[Medicine], kb: KnowledgeBase) -> bool:
     """Is kidney function worth reading (a current medicine has a kidney limit)?"""
     refs = {ref for rule in kb.renal for ref in rule.ref}
-    classes = {r[6:] for r in refs if r.startswith("class:")}
-    ingredients = {r[4:] for r in refs if r.startswith("ing:")}
-    return any(
-        m.active and (m.classes & classes or set(m.ingredients) & ingredients) for m in medicines
-    )
+    return any(m.active and not m.refs.isdisjoint(refs) for m in medicines)
 
 
 def all_products(session: Session) -> dict[str, ProductInfo]:
