@@ -3,6 +3,7 @@ the resident's plain-language view, and consent: no consent, nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,28 @@ class TestResidentView:
         other = Actor(kind="resident", resident_id="someone-else", client_id="resident-app")
         with pytest.raises(NotFound):
             service.resident_view(session, other, world["patient"])
+
+
+class TestResidentEndpoint:
+    def test_the_signed_in_resident_reads_their_findings_in_plain_words(
+        self,
+        client: TestClient,
+        world: dict[str, Any],
+        resident_token: Callable[[str], dict[str, str]],
+    ) -> None:
+        h = resident_token(world["patient"])
+        r = client.get("/api/me/medication-review?lang=en", headers=h)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["patient"] == world["patient"]
+        assert any("bleeding" in f["text"] for f in body["findings"])
+        assert client.get("/api/me/medication-review?lang=fr", headers=h).status_code == 400
+
+    def test_an_organisation_cannot_use_the_resident_endpoint(
+        self, client: TestClient, world: dict[str, Any]
+    ) -> None:
+        r = client.get("/api/me/medication-review", headers=world["clinic"]["headers"])
+        assert r.status_code == 403
 
 
 class TestScreening:
