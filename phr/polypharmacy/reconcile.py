@@ -74,6 +74,9 @@ class SourceRecord:
     date: dt.date | None
     until: dt.date | None
     active: bool
+    # Current without the grace period: its stated supply covers today (or no end is
+    # known). Two of these at once are a real duplicate, not a refill that came early.
+    running: bool
     prescriber: str | None
     pharmacy: str | None
     system: str | None
@@ -111,6 +114,14 @@ class Medicine:
     @property
     def active_sources(self) -> list[SourceRecord]:
         return [s for s in self.sources if s.active]
+
+    @property
+    def running_prescribers(self) -> set[str]:
+        return {s.prescriber for s in self.sources if s.running and s.prescriber}
+
+    @property
+    def running_pharmacies(self) -> set[str]:
+        return {s.pharmacy for s in self.sources if s.running and s.pharmacy}
 
     @property
     def prescribers(self) -> list[str]:
@@ -224,6 +235,10 @@ def _record(body: Mapping[str, Any], today: date) -> SourceRecord | None:
         until = end
     else:
         return None
+    supply_end = (
+        until - timedelta(days=GRACE_DAYS) if until and rtype != "MedicationStatement" else until
+    )
+    running = active and (supply_end is None or supply_end >= today)
     return SourceRecord(
         resource_type=rtype,
         id=str(body.get("id") or ""),
@@ -231,6 +246,7 @@ def _record(body: Mapping[str, Any], today: date) -> SourceRecord | None:
         date=when,
         until=until,
         active=active,
+        running=running,
         prescriber=prescriber,
         pharmacy=pharmacy,
         system=first[0],

@@ -152,8 +152,10 @@ def _same_ingredient(meds: Sequence[Medicine]) -> list[Finding]:
             by_component.setdefault(c, []).append(m)
     seen: set[frozenset[str]] = set()
     for component, group in sorted(by_component.items()):
-        prescribers = {p for m in group for p in m.prescribers}
-        pharmacies = {p for m in group for p in m.pharmacies}
+        # Supplies running now (without the grace period): a refill collected a few days
+        # early, or at another pharmacy, is not a duplicate.
+        prescribers = {p for m in group for p in m.running_prescribers}
+        pharmacies = {p for m in group for p in m.running_pharmacies}
         if len(group) < 2 and len(prescribers) < 2 and len(pharmacies) < 2:
             continue
         keyset = frozenset(m.key for m in group)

@@ -81,6 +81,17 @@ class TestDuplicates:
         )
         assert only(found, "same-ingredient")[0].pharmacies == ["病院前薬局", "駅前薬局"]
 
+    def test_a_refill_at_another_pharmacy_after_the_supply_ran_out_is_not_a_duplicate(
+        self,
+    ) -> None:
+        found = check(
+            [
+                dispense("アムロジピンベシル酸塩", "駅前薬局", "A内科", days=28, ago=31),
+                dispense("アムロジピンベシル酸塩", "病院前薬局", "A内科", days=28, ago=2),
+            ]
+        )
+        assert only(found, "same-ingredient") == []
+
     def test_a_prescription_and_its_own_dispensing_are_not_a_duplicate(self) -> None:
         found = check(
             [
