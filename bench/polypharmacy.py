@@ -123,6 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--chunk", type=int, default=2000, help="residents per write transaction")
     p.add_argument("--workers", default="1,2", help="screening worker processes to measure")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the SQLite database in this folder; when it already holds the population "
+        "of the same --residents and --seed, reuse it (skip generating and storing)",
+    )
     return p.parse_args(argv)
 
 
@@ -240,20 +247,24 @@ def store(people: list[dict[str, Any]], chunk: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="phr-bench-poly-"))
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="phr-bench-poly-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     os.environ["PHR_DATA_DIR"] = str(tmp)
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
     os.environ["PHR_DATABASE_URL"] = url
     try:
         run(args, url, tmp)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    if url.startswith("postgresql"):
+    marker = tmp / f"population-{args.residents}-{args.seed}.done"
+    reuse = args.keep is not None and marker.exists()
+    if url.startswith("postgresql") and not reuse:
         with create_engine(url).begin() as conn:
             conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
@@ -271,11 +282,13 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
 
     upgrade()
     print(f"database: {url.split('@')[-1]}  residents: {args.residents:,}  cpus: {os.cpu_count()}")
-    t0 = time.perf_counter()
-    with transaction() as session:
-        report = import_drug_list(session, drug_list())
-        seed_platform_pias(session)
-    print(f"drug master import: {report.products:,} products in {time.perf_counter() - t0:.2f} s")
+    if not reuse:
+        t0 = time.perf_counter()
+        with transaction() as session:
+            report = import_drug_list(session, drug_list())
+            seed_platform_pias(session)
+        seconds = time.perf_counter() - t0
+        print(f"drug master import: {report.products:,} products in {seconds:.2f} s")
     with transaction() as session:
         codes = products(session)
         all_products = service.all_products(session)
@@ -287,8 +300,14 @@ def run(args: argparse.Namespace, url: str, tmp: Path) -> None:
         f"generated {len(people):,} residents, {n_records:,} resources "
         f"in {time.perf_counter() - t0:.1f} s"
     )
-    seconds = store(people, args.chunk)
-    print(f"stored through put_many in {seconds:.1f} s ({n_records / seconds:,.0f} resources/s)")
+    if reuse:
+        print(f"reusing the stored population in {tmp}")
+    else:
+        seconds = store(people, args.chunk)
+        print(
+            f"stored through put_many in {seconds:.1f} s ({n_records / seconds:,.0f} resources/s)"
+        )
+        marker.touch()
 
     # 3. the checks alone, in memory
     kb = knowledge_base()
