@@ -3,9 +3,9 @@
 Runs as the platform's polypharmacy service (``Actor.system`` with service
 ``polypharmacy``: nothing is read unless its privacy impact assessment is approved) under
 purpose MEDREVIEW. Residents are paged through the reader (a Patient search, 500 at a
-time); each page's medicine records are read with one batched, consent-checked query (one
-access-log entry per resident), and the Observations only of those whose current medicines
-have a kidney limit. Reading and writing stay in this process and its one transaction; the
+time); each page's medicine records, and its eGFR and creatinine results (from the token
+index), are read with two batched, consent-checked queries (access-log entries per
+resident). Reading and writing stay in this process and its one transaction; the
 checks (pure computation on plain rows) can run in worker processes (``workers``), while
 the next page is read. Findings go to the municipal worklist. The report is a CSV (one row
 per finding: the resident id, rule, code, severity, medicines, prescribers — no names) and
@@ -78,7 +78,6 @@ class ResidentResult:
     current: int
     unrecognised: int
     findings: tuple[FindingRow, ...]
-    needs_kidney: bool = False  # not finished: read its Observations and check again
 
 
 @dataclass
@@ -114,7 +113,7 @@ class ScreenReport:
 
 _PRODUCTS: Mapping[str, ProductInfo] = {}
 
-Job = tuple[str, list[RecordRow], bool]  # (resident, rows, kidney already read)
+Job = tuple[str, list[RecordRow]]  # (resident, its Patient, medicines and kidney results)
 
 
 def _set_products(products: Mapping[str, ProductInfo]) -> None:
@@ -135,13 +134,10 @@ def _check(jobs: Sequence[Job], now: datetime) -> list[ResidentResult]:
     kb = knowledge_base()
     today = as_of(now)
     out = []
-    for patient_id, rows, final in jobs:
+    for patient_id, rows in jobs:
         d = service.draft(None, patient_id, rows, today=today, kb=kb, products=_PRODUCTS)
         current = [m for m in d.medicines if m.active]
         unrecognised = sum(1 for m in current if not m.recognised)
-        if not final and service.needs_kidney(d.medicines, kb):
-            out.append(ResidentResult(patient_id, len(current), unrecognised, (), True))
-            continue
         rv = service.complete(d, now=now, kb=kb)
         findings = tuple(
             FindingRow(
@@ -178,21 +174,17 @@ def _pages(reader: RecordReader) -> Iterator[list[Job]]:
         ids = [p.id for p in patients]
         for row in reader.compartments(ids, types=MEDICATION_TYPES, action="medication-review"):
             rows[row.resident_id or ""].append(row)
+        # eGFR and creatinine only, from the token index: cheap enough to read for everyone
+        for row in reader.compartments(
+            ids, types=["Observation"], action="medication-review", codes=service.KIDNEY_CODES
+        ):
+            rows[row.resident_id or ""].append(row)
         yield [
-            (p.id, [RecordRow("Patient", p.id, p.resident_id, p.content), *rows[p.id]], False)
+            (p.id, [RecordRow("Patient", p.id, p.resident_id, p.content), *rows[p.id]])
             for p in patients
         ]
         if len(page.matches) < PAGE:
             return
-
-
-def _with_kidney(reader: RecordReader, jobs: Sequence[Job], pending: Sequence[str]) -> list[Job]:
-    """The jobs of residents whose kidney function matters, with their Observations."""
-    wanted = set(pending)
-    obs: dict[str, list[RecordRow]] = defaultdict(list)
-    for row in reader.compartments(pending, types=["Observation"], action="medication-review"):
-        obs[row.resident_id or ""].append(row)
-    return [(pid, [*rows, *obs[pid]], True) for pid, rows, _ in jobs if pid in wanted]
 
 
 class _Inline(Executor):
@@ -247,25 +239,20 @@ def screen(
         def run(jobs: list[Job]) -> list[Future[list[ResidentResult]]]:
             return [pool.submit(_check, part, now) for part in _split(jobs, report.workers)]
 
-        def finish(jobs: list[Job], futures: list[Future[list[ResidentResult]]]) -> None:
+        def finish(futures: list[Future[list[ResidentResult]]]) -> None:
             results = [r for f in futures for r in f.result()]
-            pending = [r.patient for r in results if r.needs_kidney]
-            if pending:
-                again = _with_kidney(reader, jobs, pending)
-                results = [r for r in results if not r.needs_kidney]
-                results += [r for f in run(again) for r in f.result()]
             _tally(report, writer, results)
             if record:
                 _record(session, results)
 
-        previous: tuple[list[Job], list[Future[list[ResidentResult]]]] | None = None
+        previous: list[Future[list[ResidentResult]]] | None = None
         for jobs in _pages(reader):
             futures = run(jobs)  # computed while the next page is read
             if previous is not None:
-                finish(*previous)
-            previous = (jobs, futures)
+                finish(previous)
+            previous = futures
         if previous is not None:
-            finish(*previous)
+            finish(previous)
     report.seconds = time.perf_counter() - started
     summary = out_dir / f"polypharmacy-screening-{stamp}.json"
     report.summary_path = str(summary)

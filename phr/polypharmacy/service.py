@@ -33,8 +33,7 @@ from phr.polypharmacy.reconcile import (
 from phr.polypharmacy.rules import Finding, KidneyFunction, Patient, jsn_egfr, run_checks
 from phr.store import repository as store_repo
 from phr.store.indexer import iso_instant, utcnow
-from phr.store.models import Resource
-from phr.store.reader import RecordReader
+from phr.store.reader import RecordReader, RecordRow
 
 __all__ = [
     "MUNICIPAL_OWNER",
@@ -81,6 +80,7 @@ EGFR_CODES = frozenset(
 CREATININE_CODES = frozenset({"2160-0", "38483-4", "3C015000002399901", "3C015000002327101"})
 _OBS_HINTS = (*(f'"{c}"' for c in sorted(EGFR_CODES | CREATININE_CODES)), '"3C015')
 REVIEW_TYPES = ("Patient", *MEDICATION_TYPES)
+KIDNEY_CODES = tuple(sorted(EGFR_CODES | CREATININE_CODES))
 
 
 def service_actor(actor: Actor) -> Actor:
@@ -310,16 +310,12 @@ def review_from_rows(
 
 
 def kidney_reader(reader: RecordReader, patient_id: str) -> KidneyRows:
-    """The resident's Observations, read only when a kidney limit may apply.
+    """The resident's eGFR and creatinine results, read only when a kidney limit may apply
+    (one query on the token index; a token *search* on these codes built ~20 ms of SQL)."""
 
-    One indexed compartment query; the rows are filtered by their text for eGFR and
-    creatinine codes before any JSON is parsed. (A token search on seven codes was
-    measured at ~20 ms a resident, mostly building the SQL; this is ~1 ms.)
-    """
-
-    def read() -> list[Resource]:
-        return list(
-            reader.compartment(patient_id, types=["Observation"], action="medication-review")
+    def read() -> list[RecordRow]:
+        return reader.compartments(
+            [patient_id], types=["Observation"], action="medication-review", codes=KIDNEY_CODES
         )
 
     return read

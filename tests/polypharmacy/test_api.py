@@ -23,7 +23,7 @@ from phr.polypharmacy import repository, service
 from phr.polypharmacy.master import import_drug_list
 from phr.polypharmacy.screen import screen
 from phr.store.indexer import utcnow
-from tests.conftest import OrgFactory, patient_bundle
+from tests.conftest import OrgFactory, observation_entry, patient_bundle
 from tests.polypharmacy.helpers import DRUG_LIST, product
 
 PATIENT = "urn:uuid:11111111-1111-4111-8111-111111111111"
@@ -165,6 +165,37 @@ class TestOperation:
             pia.status = "withdrawn"
         session.commit()
         assert review(client, world["clinic"], world["patient"]).status_code == 404
+
+
+class TestKidney:
+    def test_metformin_with_a_creatinine_of_2_in_an_83_year_old_woman(
+        self, client: TestClient, session: Session, world: dict[str, Any]
+    ) -> None:
+        bundle = patient_bundle(
+            mrn="777",
+            family="土浦",
+            birth="1941-01-01",
+            gender="female",
+            extra=[
+                medication_request(3, "メトホルミン塩酸塩", "竹園内科"),
+                observation_entry(
+                    "33333333-3333-4333-8333-333333333333",
+                    code="2160-0",
+                    value=2.0,
+                    unit="mg/dL",
+                    date="2024-05-01T09:00:00+09:00",
+                ),
+            ],
+        )
+        r = client.post("/fhir", json=bundle, headers=world["clinic"]["headers"])
+        assert r.status_code == 200, r.text
+        patient = r.json()["entry"][0]["response"]["location"].split("/")[1]
+        result = service.review(session, Actor.system("test"), patient)
+        (kidney,) = [f for f in result.findings if f.rule == "kidney"]
+        # JSN: 194 × 2.0^-1.094 × 83^-0.287 × 0.739 = 18.9 (age at the test, 2024-05-01)
+        assert kidney.facts == {"egfr": 18.9, "egfr_how": "computed", "threshold": 30.0}
+        assert (kidney.code, kidney.severity) == ("DOSECOND", "high")
+        assert "日本腎臓学会" in kidney.source
 
 
 class TestWorklist:
