@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from phr.polypharmacy.models import DrugProduct, FindingState
+from phr.store.models import Resident
 
 __all__ = [
     "existing_codes",
@@ -19,6 +20,7 @@ __all__ = [
     "product_count",
     "product_rows",
     "products_by_codes",
+    "resident_keys",
     "update_products",
     "upsert_findings",
     "worklist",
@@ -72,6 +74,23 @@ def products_by_codes(session: Session, codes: Iterable[str]) -> dict[str, DrugP
         ):
             out[p.code] = p
     return out
+
+
+def resident_keys(session: Session, *, after: str, limit: int) -> list[str]:
+    """The next ``limit`` active resident keys after ``after`` (keyset paging).
+
+    Keys only — the roster a population job walks; everything about a resident is then
+    read through the consent-checked reader. (A Patient search paged by offset was measured
+    at ~0.45 s a page of 500 on a 100,000-resident store: it sorts the whole table.)
+    """
+    return list(
+        session.scalars(
+            select(Resident.id)
+            .where(Resident.status == "active", Resident.id > after)
+            .order_by(Resident.id)
+            .limit(limit)
+        )
+    )
 
 
 def findings_for(

@@ -2,9 +2,9 @@
 
 Runs as the platform's polypharmacy service (``Actor.system`` with service
 ``polypharmacy``: nothing is read unless its privacy impact assessment is approved) under
-purpose MEDREVIEW. Residents are paged through the reader (a Patient search, 500 at a
-time); each page's medicine records, and its eGFR and creatinine results (from the token
-index), are read with two batched, consent-checked queries (access-log entries per
+purpose MEDREVIEW. It walks the roster of resident keys 500 at a time (keys only); each
+page's Patients and medicine records, and its eGFR and creatinine results (from the token
+index), are read with two batched, consent-checked reader queries (access-log entries per
 resident). Reading and writing stay in this process and its one transaction; the
 checks (pure computation on plain rows) can run in worker processes (``workers``), while
 the next page is read. Findings go to the municipal worklist. The report is a CSV (one row
@@ -30,10 +30,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose
-from phr.polypharmacy import service
+from phr.polypharmacy import repository, service
 from phr.polypharmacy.kb import knowledge_base
 from phr.polypharmacy.reconcile import MEDICATION_TYPES, ProductInfo, as_of
-from phr.store import search as fsearch
 from phr.store.indexer import iso_instant, utcnow
 from phr.store.reader import RecordReader, RecordRow
 
@@ -161,18 +160,18 @@ def _check(jobs: Sequence[Job], now: datetime) -> list[ResidentResult]:
 # ---- the job -----------------------------------------------------------------------------------
 
 
-def _pages(reader: RecordReader) -> Iterator[list[Job]]:
-    """Residents and their medicine records, a page at a time, read under consent."""
-    offset = 0
+def _pages(session: Session, reader: RecordReader) -> Iterator[list[Job]]:
+    """Residents and their records, a page at a time, read under consent."""
+    last = ""
     while True:
-        page = reader.search(
-            fsearch.SearchRequest("Patient", [], count=PAGE, offset=offset, total="none")
-        )
-        offset += PAGE
-        patients = [p for p in page.matches if p.resident_id == p.id]
+        ids = repository.resident_keys(session, after=last, limit=PAGE)
+        if not ids:
+            return
+        last = ids[-1]
         rows: dict[str, list[RecordRow]] = defaultdict(list)
-        ids = [p.id for p in patients]
-        for row in reader.compartments(ids, types=MEDICATION_TYPES, action="medication-review"):
+        for row in reader.compartments(
+            ids, types=("Patient", *MEDICATION_TYPES), action="medication-review"
+        ):
             rows[row.resident_id or ""].append(row)
         # eGFR and creatinine only, from the token index: cheap enough to read for everyone
         for row in reader.compartments(
@@ -180,11 +179,10 @@ def _pages(reader: RecordReader) -> Iterator[list[Job]]:
         ):
             rows[row.resident_id or ""].append(row)
         yield [
-            (p.id, [RecordRow("Patient", p.id, p.resident_id, p.content), *rows[p.id]])
-            for p in patients
+            (rid, rows[rid])
+            for rid in ids
+            if any(r.resource_type == "Patient" and r.id == rid for r in rows[rid])
         ]
-        if len(page.matches) < PAGE:
-            return
 
 
 class _Inline(Executor):
@@ -246,7 +244,7 @@ def screen(
                 _record(session, results)
 
         previous: list[Future[list[ResidentResult]]] | None = None
-        for jobs in _pages(reader):
+        for jobs in _pages(session, reader):
             futures = run(jobs)  # computed while the next page is read
             if previous is not None:
                 finish(previous)
