@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from phr.polypharmacy.models import DrugProduct, FindingState
@@ -15,7 +15,6 @@ from phr.store.models import Resident
 __all__ = [
     "existing_codes",
     "finding",
-    "findings_for",
     "insert_products",
     "product_count",
     "product_rows",
@@ -93,38 +92,53 @@ def resident_keys(session: Session, *, after: str, limit: int) -> list[str]:
     )
 
 
-def findings_for(
-    session: Session, owner: str, resident_ids: Sequence[str]
-) -> dict[tuple[str, str], FindingState]:
-    out: dict[tuple[str, str], FindingState] = {}
-    ids = list(resident_ids)
-    for i in range(0, len(ids), _CHUNK):
-        for f in session.scalars(
-            select(FindingState).where(
-                FindingState.owner == owner, FindingState.resident_id.in_(ids[i : i + _CHUNK])
-            )
-        ):
-            out[(f.resident_id, f.fingerprint)] = f
-    return out
-
-
 def upsert_findings(
     session: Session, owner: str, rows: Sequence[dict[str, Any]], now: datetime
-) -> dict[tuple[str, str], FindingState]:
-    """Record findings on the owner's worklist (new ones open; seen ones touched)."""
-    known = findings_for(session, owner, sorted({r["resident_id"] for r in rows}))
-    new = []
+) -> int:
+    """Record findings on the owner's worklist: new ones open (one bulk insert), seen ones
+    touched (``last_seen``). Returns how many were new."""
+    residents = sorted({r["resident_id"] for r in rows})
+    known: set[tuple[str, str]] = set()
+    for i in range(0, len(residents), _CHUNK):
+        known.update(
+            (resident, fingerprint)
+            for resident, fingerprint in session.execute(
+                select(FindingState.resident_id, FindingState.fingerprint).where(
+                    FindingState.owner == owner,
+                    FindingState.resident_id.in_(residents[i : i + _CHUNK]),
+                )
+            )
+        )
+    new: dict[tuple[str, str], dict[str, Any]] = {}
+    seen: list[tuple[str, str]] = []
     for r in rows:
         key = (r["resident_id"], r["fingerprint"])
         if key in known:
-            known[key].last_seen = now
-            continue
-        state = FindingState(owner=owner, state="open", first_seen=now, last_seen=now, **r)
-        new.append(state)
-        known[key] = state
-    session.add_all(new)
-    session.flush()
-    return known
+            seen.append(key)
+        elif key not in new:
+            new[key] = {
+                **r,
+                "owner": owner,
+                "state": "open",
+                "first_seen": now,
+                "last_seen": now,
+                "acted_by": None,
+                "acted_at": None,
+                "note": None,
+            }
+    if new:
+        session.execute(insert(FindingState), list(new.values()))
+    for i in range(0, len(seen), _CHUNK):
+        part = seen[i : i + _CHUNK]
+        session.execute(
+            update(FindingState)
+            .where(
+                FindingState.owner == owner,
+                tuple_(FindingState.resident_id, FindingState.fingerprint).in_(part),
+            )
+            .values(last_seen=now)
+        )
+    return len(new)
 
 
 def worklist(

@@ -360,9 +360,7 @@ class FindingKey(Protocol):
     def severity(self) -> str: ...
 
 
-def store_findings(
-    session: Session, owner: str, found: Iterable[tuple[str, FindingKey]]
-) -> dict[tuple[str, str], FindingState]:
+def store_findings(session: Session, owner: str, found: Iterable[tuple[str, FindingKey]]) -> int:
     """Put (resident, finding) pairs on the owner's worklist."""
     rows = [
         {
@@ -376,13 +374,11 @@ def store_findings(
         for resident_id, f in found
     ]
     if not rows:
-        return {}
+        return 0
     return repository.upsert_findings(session, owner, rows, utcnow())
 
 
-def record_findings(
-    session: Session, owner: str, reviews: Sequence[Review]
-) -> dict[tuple[str, str], FindingState]:
+def record_findings(session: Session, owner: str, reviews: Sequence[Review]) -> int:
     return store_findings(session, owner, ((r.patient.id, f) for r in reviews for f in r.findings))
 
 

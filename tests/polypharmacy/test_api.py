@@ -226,6 +226,19 @@ class TestWorklist:
         done = client.get("/api/polypharmacy/worklist?state=resolved", headers=h).json()["items"]
         assert [i["note"] for i in done] == ["処方医に疑義照会済み"]
 
+    def test_a_second_review_keeps_one_row_per_finding(
+        self, client: TestClient, world: dict[str, Any]
+    ) -> None:
+        h = world["clinic"]["headers"]
+        review(client, world["clinic"], world["patient"])
+        first = client.get("/api/polypharmacy/worklist", headers=h).json()["items"]
+        review(client, world["clinic"], world["patient"])
+        second = client.get("/api/polypharmacy/worklist", headers=h).json()["items"]
+        assert first and sorted(i["finding_id"] for i in first) == sorted(
+            i["finding_id"] for i in second
+        )
+        assert max(i["last_seen"] for i in second) >= max(i["last_seen"] for i in first)
+
     def test_another_organisation_cannot_touch_the_finding(
         self, client: TestClient, session: Session, world: dict[str, Any]
     ) -> None:
