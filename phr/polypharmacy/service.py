@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from consent.actors import Actor, Purpose
+from consent.actors import Actor, Purpose, scope_allows
 from phr.errors import Forbidden, InvalidInput, NotFound
 from phr.polypharmacy import repository
 from phr.polypharmacy.kb import KnowledgeBase, knowledge_base
@@ -324,18 +324,25 @@ def kidney_reader(reader: RecordReader, patient_id: str) -> KidneyRows:
 def review(
     session: Session, actor: Actor, patient_id: str, *, now: datetime | None = None
 ) -> Review:
-    """Read through the choke point (MEDREVIEW) and review; 404 when not visible."""
+    """Read through the choke point (MEDREVIEW) and review; 404 when not visible.
+
+    An API client reads only the resource types its scopes allow (a client without
+    Observation scopes gets no kidney check; one without MedicationDispense, no dispensings).
+    """
     reader = RecordReader(session, service_actor(actor), Purpose.MEDICATION_REVIEW)
     if not reader.resident_exists(patient_id):
         reader.read("Patient", patient_id)  # logs the miss and raises NotFound
         raise NotFound(f"Patient/{patient_id} not found")
-    rows = list(reader.compartment(patient_id, types=REVIEW_TYPES, action="medication-review"))
+    scoped = actor.kind in ("organization", "staff")
+    types = [t for t in REVIEW_TYPES if not scoped or scope_allows(actor.scopes, t, "r")]
+    rows = list(reader.compartment(patient_id, types=types, action="medication-review"))
+    kidney = not scoped or scope_allows(actor.scopes, "Observation", "r")
     return review_from_rows(
         session,
         patient_id,
         rows,
         now=now or utcnow(),
-        kidney_rows=kidney_reader(reader, patient_id),
+        kidney_rows=kidney_reader(reader, patient_id) if kidney else None,
     )
 
 

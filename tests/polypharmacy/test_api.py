@@ -169,7 +169,11 @@ class TestOperation:
 
 class TestKidney:
     def test_metformin_with_a_creatinine_of_2_in_an_83_year_old_woman(
-        self, client: TestClient, session: Session, world: dict[str, Any]
+        self,
+        client: TestClient,
+        session: Session,
+        world: dict[str, Any],
+        make_org: OrgFactory,
     ) -> None:
         bundle = patient_bundle(
             mrn="777",
@@ -196,6 +200,23 @@ class TestKidney:
         assert kidney.facts == {"egfr": 18.9, "egfr_how": "computed", "threshold": 30.0}
         assert (kidney.code, kidney.severity) == ("DOSECOND", "high")
         assert "日本腎臓学会" in kidney.source
+
+        narrow = make_org(
+            "clinic-narrow",
+            "clinic",
+            scopes=["system/Patient.rs", "system/MedicationRequest.rs"],
+        )
+        consent = consent_schemas.ConsentCreate(
+            recipients=[{"kind": "organization", "value": "clinic-narrow"}],  # type: ignore[list-item]
+            purposes=["MEDREVIEW"],  # type: ignore[list-item]
+        )
+        create_consent(
+            session, Actor(kind="resident", resident_id=patient, client_id="app"), consent
+        )
+        session.commit()
+        r = review(client, narrow, patient)
+        assert r.status_code == 200, r.text
+        assert "DOSECOND" not in r.text  # no Observation scope, no kidney values read
 
 
 class TestWorklist:
