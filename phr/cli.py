@@ -313,9 +313,10 @@ def _register_groups() -> None:
     from consent.identity.cli import card, oidc
     from consent.pia.cli import pia
     from consent.staff.cli import staff
+    from phr.polypharmacy.cli import drugs
     from phr.triage.cli import triage
 
-    for group in (card, oidc, staff, pia, audit, triage):
+    for group in (card, oidc, staff, pia, audit, triage, drugs):
         main.add_command(group)
 
 

@@ -11,6 +11,7 @@ import fhir_gateway.models  # noqa: F401
 import phr.acp.models
 import phr.biometrics.models
 import phr.emergency.models
+import phr.polypharmacy.models
 import phr.store.models
 import phr.triage.models  # noqa: F401
 from phr.db import Base

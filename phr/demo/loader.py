@@ -132,6 +132,10 @@ def load(residents: int = 1000, seed: int = 20261124, synthea_dir: Path | None =
         f"{' (new secrets written)' if changed else ''}"
     )
 
+    from phr.polypharmacy.demo import load_drug_master
+
+    load_drug_master(progress)
+
     # ---- 3. municipal and insurer files ----------------------------------------------------
     root = settings.data_dir / "demo"
     by_key = {(f.organization, f.kind): f for f in files.build_files(stories)}

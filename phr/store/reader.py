@@ -22,10 +22,20 @@ from phr.db import after_rollback
 from phr.errors import Gone, InvalidInput, NotFound
 from phr.store import repository as repo
 from phr.store import search as fsearch
-from phr.store.models import Resource, ResourceVersion, SearchReference
+from phr.store.models import Resource, ResourceVersion, SearchReference, SearchToken
 from phr.store.params import params_for
 
-__all__ = ["RecordReader", "SearchResult"]
+__all__ = ["RecordReader", "RecordRow", "SearchResult"]
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One resource as a plain row (what population jobs need of it)."""
+
+    resource_type: str
+    id: str
+    resident_id: str | None
+    content: str
 
 
 @dataclass
@@ -235,6 +245,65 @@ class RecordReader:
             last = rows[-1].pk
             yield from rows
         self._log_one(action, "Patient", resident_id, resident_id, count=returned)
+
+    def compartments(
+        self,
+        resident_ids: Sequence[str],
+        *,
+        types: Sequence[str],
+        action: str,
+        codes: Sequence[str] | None = None,
+    ) -> list[RecordRow]:
+        """Visible live resources of the given types of many residents in one query, for
+        population jobs (batch screening) — or of one resident, narrowed by ``codes`` (only
+        resources whose ``code`` search parameter has one of them, from the token index).
+        Plain rows, not ORM objects (read-only; a job reads hundreds of thousands); one
+        access-log entry per resident read.
+        """
+        if not resident_ids:
+            return []
+        ids = list(resident_ids)
+        conds: list[ColumnElement[bool]] = [
+            Resource.resident_id.in_(ids),
+            Resource.resource_type.in_(list(types)),
+            Resource.deleted.is_(False),
+            self._access,
+        ]
+        if codes is not None:
+            conds.append(
+                Resource.pk.in_(
+                    select(SearchToken.resource_pk).where(
+                        SearchToken.resource_type.in_(list(types)),
+                        SearchToken.param == "code",
+                        SearchToken.code.in_(list(codes)),
+                        SearchToken.resident_id.in_(ids),
+                    )
+                )
+            )
+        stmt = (
+            select(Resource.resource_type, Resource.id, Resource.resident_id, Resource.content)
+            .where(*conds)
+            .order_by(Resource.resident_id, Resource.pk)
+        )
+        rows = [RecordRow(*r) for r in self.session.execute(stmt)]
+        counts: dict[str, int] = defaultdict(int)
+        for r in rows:
+            counts[r.resident_id or ""] += 1
+        self._record(
+            [
+                audit.Access(
+                    action,
+                    "permit",
+                    "Patient",
+                    rid,
+                    rid,
+                    count=counts.get(rid, 0),
+                    consent_ref=self._basis,
+                )
+                for rid in dict.fromkeys(resident_ids)
+            ]
+        )
+        return rows
 
     def resident_exists(self, resident_id: str) -> bool:
         """Is the Patient visible to this actor (without logging a read of content)."""

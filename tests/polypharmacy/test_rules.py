@@ -1,0 +1,203 @@
+"""A worked case per rule, on real products of the national list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from phr.polypharmacy.kb import knowledge_base
+from phr.polypharmacy.reconcile import reconcile
+from phr.polypharmacy.rules import Finding, KidneyFunction, Patient, jsn_egfr, run_checks
+from tests.polypharmacy.helpers import TODAY, dispense, products_of, request, statement
+
+
+def check(
+    bodies: list[dict[str, Any]], *, age: int | None = 60, egfr: float | None = None
+) -> list[Finding]:
+    kb = knowledge_base()
+    meds = reconcile(bodies, products_of(bodies), kb, today=TODAY)
+    kidney = KidneyFunction(egfr, "measured", "2026-11-01", "Observation/o1") if egfr else None
+    return run_checks(meds, Patient("p1", age, "female", kidney), kb)
+
+
+def only(findings: list[Finding], rule: str) -> list[Finding]:
+    return [f for f in findings if f.rule == rule]
+
+
+class TestInteractions:
+    def test_warfarin_from_one_clinic_and_loxoprofen_from_another_is_a_bleeding_risk(
+        self,
+    ) -> None:
+        found = check(
+            [
+                request("ワルファリンカリウム", "つくば循環器クリニック"),
+                request("ロキソプロフェンナトリウム水和物", "さくら整形外科"),
+            ]
+        )
+        (f,) = [f for f in found if f.rule_id == "anticoag-nsaid"]
+        assert (f.code, f.severity) == ("DRG", "high")
+        assert f.prescribers == ["さくら整形外科", "つくば循環器クリニック"]
+        assert "Beers" in f.source and "出血" in f.reason_ja
+        assert "アセトアミノフェン" in f.action_ja
+
+    def test_simvastatin_with_clarithromycin_is_contraindicated(self) -> None:
+        found = check(
+            [request("シンバスタチン", "A内科"), request("クラリスロマイシン", "B耳鼻科")]
+        )
+        assert [f.rule_id for f in found if f.code == "DRG"] == ["statin-cyp3a4"]
+
+    def test_two_qt_prolonging_drugs(self) -> None:
+        found = check([request("アミオダロン塩酸塩", "A"), request("クラリスロマイシン", "B")])
+        assert "qt-qt" in {f.rule_id for f in found}
+
+    def test_ace_inhibitor_with_spironolactone_risks_hyperkalaemia(self) -> None:
+        found = check([request("エナラプリルマレイン酸塩", "A"), request("スピロノラクトン", "B")])
+        assert "ras-ksparing" in {f.rule_id for f in found}
+
+
+class TestDuplicates:
+    def test_two_benzodiazepine_hypnotics_from_two_clinics(self) -> None:
+        found = check(
+            [request("トリアゾラム", "A心療内科"), request("ブロチゾラム", "B内科")], age=50
+        )
+        (f,) = only(found, "same-class")
+        assert (f.code, f.rule_id, f.severity) == ("DUPTHPY", "bzd", "high")
+        assert {m.name for m in f.medicines} == {"トリアゾラム", "ブロチゾラム"}
+
+    def test_the_same_ingredient_from_two_clinics(self) -> None:
+        found = check(
+            [request("アムロジピンベシル酸塩", "A内科"), request("アムロジピンベシル酸塩", "B内科")]
+        )
+        (f,) = only(found, "same-ingredient")
+        assert f.code == "DUPTHPY" and f.prescribers == ["A内科", "B内科"]
+
+    def test_the_same_ingredient_from_two_pharmacies(self) -> None:
+        found = check(
+            [
+                dispense("アムロジピンベシル酸塩", "駅前薬局", "A内科"),
+                dispense("アムロジピンベシル酸塩", "病院前薬局", "A内科"),
+            ]
+        )
+        assert only(found, "same-ingredient")[0].pharmacies == ["病院前薬局", "駅前薬局"]
+
+    def test_a_refill_at_another_pharmacy_after_the_supply_ran_out_is_not_a_duplicate(
+        self,
+    ) -> None:
+        found = check(
+            [
+                dispense("アムロジピンベシル酸塩", "駅前薬局", "A内科", days=28, ago=31),
+                dispense("アムロジピンベシル酸塩", "病院前薬局", "A内科", days=28, ago=2),
+            ]
+        )
+        assert only(found, "same-ingredient") == []
+
+    def test_a_prescription_and_its_own_dispensing_are_not_a_duplicate(self) -> None:
+        found = check(
+            [
+                request("アムロジピンベシル酸塩", "A内科"),
+                dispense("アムロジピンベシル酸塩", "駅前薬局", "A内科"),
+            ]
+        )
+        assert only(found, "same-ingredient") == []
+
+    def test_ace_inhibitor_plus_arb(self) -> None:
+        found = check(
+            [request("エナラプリルマレイン酸塩", "A"), request("カンデサルタンシレキセチル", "B")]
+        )
+        assert ("same-class", "ras") in {(f.rule, f.rule_id) for f in found}
+
+    def test_two_ppis(self) -> None:
+        found = check([request("ランソプラゾール", "A"), request("ボノプラザンフマル酸塩", "B")])
+        assert ("same-class", "ppi") in {(f.rule, f.rule_id) for f in found}
+
+
+class TestCountAgeAndBurden:
+    NINE = (
+        "アムロジピンベシル酸塩",
+        "カンデサルタンシレキセチル",
+        "メトホルミン塩酸塩",
+        "シタグリプチンリン酸塩水和物",
+        "アトルバスタチンカルシウム水和物",
+        "ランソプラゾール",
+        "アスピリン",
+        "ゾルピデム酒石酸塩",
+        "酸化マグネシウム",
+    )
+
+    def test_nine_drugs_in_an_85_year_old(self) -> None:
+        found = check(
+            [request(i, "A内科" if n % 2 else "B医院") for n, i in enumerate(self.NINE)], age=85
+        )
+        (count,) = only(found, "polypharmacy")
+        assert (count.code, count.severity, count.facts["count"]) == ("DACT", "moderate", 9)
+        assert "転倒" in count.reason_ja and "有害事象" in count.reason_ja
+        pims = {f.medicines[0].name: f for f in only(found, "older-adult")}
+        assert pims["ゾルピデム酒石酸塩"].code == "AGE"
+        assert "jgs-bzd" in pims["ゾルピデム酒石酸塩"].rule_id  # 75+: the JGS 2015 list
+        assert "アスピリン" in pims
+
+    def test_five_drugs_is_the_falls_threshold(self) -> None:
+        found = check([request(i, "A") for i in self.NINE[:5]], age=70)
+        (count,) = only(found, "polypharmacy")
+        assert (count.rule_id, count.severity) == ("falls", "low")
+        assert only(check([request(i, "A") for i in self.NINE[:4]]), "polypharmacy") == []
+
+    def test_beers_applies_from_65_and_the_japanese_list_from_75(self) -> None:
+        at_70 = only(check([request("ゾルピデム酒石酸塩", "A")], age=70), "older-adult")
+        assert at_70[0].rule_id == "beers-bzd"
+        at_80 = only(check([request("ゾルピデム酒石酸塩", "A")], age=80), "older-adult")
+        assert set(at_80[0].rule_id.split("+")) == {"jgs-bzd", "beers-bzd"}
+        assert only(check([request("ゾルピデム酒石酸塩", "A")], age=50), "older-adult") == []
+
+    def test_anticholinergic_burden_of_three(self) -> None:
+        found = check([request("アミトリプチリン塩酸塩", "A")], age=50)
+        (f,) = only(found, "anticholinergic")
+        assert f.facts["total"] == 3 and f.code == "DACT"
+        low = check([request("フロセミド", "A"), request("ワルファリンカリウム", "B")], age=50)
+        assert only(low, "anticholinergic") == []  # 1 + 1
+
+
+class TestKidney:
+    def test_metformin_at_egfr_25_is_contraindicated(self) -> None:
+        (f,) = only(check([request("メトホルミン塩酸塩", "A")], egfr=25), "kidney")
+        assert (f.code, f.severity, f.rule_id) == ("DOSECOND", "high", "metformin-30")
+        assert "日本糖尿病学会" in f.source
+
+    def test_metformin_at_egfr_40_needs_a_careful_decision(self) -> None:
+        (f,) = only(check([request("メトホルミン塩酸塩", "A")], egfr=40), "kidney")
+        assert (f.severity, f.rule_id) == ("moderate", "metformin-45")
+
+    def test_metformin_at_egfr_60_is_fine(self) -> None:
+        assert only(check([request("メトホルミン塩酸塩", "A")], egfr=60), "kidney") == []
+
+    def test_jsn_equation(self) -> None:
+        # 194 × 1.0^-1.094 × 60^-0.287 = 59.9 (male); × 0.739 = 44.3 (female)
+        assert jsn_egfr(1.0, 60, female=False) == pytest.approx(59.9, abs=0.1)
+        assert jsn_egfr(1.0, 60, female=True) == pytest.approx(44.3, abs=0.1)
+
+
+class TestReconciliation:
+    def test_a_dispensing_whose_supply_ran_out_long_ago_is_not_current(self) -> None:
+        found = check(
+            [
+                dispense("ワルファリンカリウム", "駅前薬局", "A", days=30, ago=200),
+                request("ロキソプロフェンナトリウム水和物", "B"),
+            ]
+        )
+        assert not [f for f in found if f.code == "DRG"]
+
+    def test_the_grace_period_keeps_a_late_refill_current(self) -> None:
+        found = check(
+            [
+                dispense("ワルファリンカリウム", "駅前薬局", "A", days=28, ago=35),
+                request("ロキソプロフェンナトリウム水和物", "B"),
+            ]
+        )
+        assert [f.rule_id for f in found if f.code == "DRG"] == ["anticoag-nsaid"]
+
+    def test_an_unrecognised_self_reported_medicine_is_listed_not_dropped(self) -> None:
+        kb = knowledge_base()
+        bodies = [statement("近所で買った漢方薬")]
+        (m,) = reconcile(bodies, {}, kb, today=TODAY)
+        assert (m.recognised, m.how, m.active) == (False, "unrecognised", True)
