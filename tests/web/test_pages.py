@@ -284,7 +284,7 @@ class TestSharing:
         assert "ペニシリン系抗菌薬" in preview and "本態性高血圧症" in preview
         assert "アムロジピン" in preview
         assert "インフルエンザ" not in preview  # vaccinations are not in the emergency set
-        assert "LDL" not in preview
+        assert "LDL" in preview  # key recent results are in the emergency set (issue 5)
         r = client.post("/me/emergency", data={"csrf_token": csrf_of(r.text), "enabled": "off"})
         assert "救急隊員には何も見えません" in r.text
 
