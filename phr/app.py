@@ -130,6 +130,7 @@ ROUTERS = (
     "phr.web.endpoints",
     "phr.acp.endpoints",
     "phr.emergency.endpoints",
+    "phr.acp.pages",
 )
 
 
