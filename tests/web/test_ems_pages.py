@@ -237,3 +237,35 @@ class TestPages:
             assert not re.search(r"\son[a-z]+=", html), path
             for field in re.findall(r'<(?:input|select|textarea)[^>]*\sid="([^"]+)"', html):
                 assert f'<label for="{field}">' in html, (path, field)
+
+
+class TestCardAndSignOut:
+    def test_the_card_certificate_identifies_and_confirms(
+        self, staff: Staff, hanako: str, session: Session, tmp_path: Any
+    ) -> None:
+        from consent.identity.cards import issue_card
+
+        pem = issue_card(session, hanako, out_dir=tmp_path / "c2").certificate_path.read_text()
+        session.commit()
+        set_emergency_consent(session, hanako, True)
+        crew = staff(EMS, "para", "paramedic")
+        incident = open_incident(crew)
+        base = f"/ems/incidents/{incident}"
+        bad = post(crew, f"{base}/identify/card", {"certificate": "not a certificate"}, base)
+        assert bad.headers["location"].endswith("error=invalid")  # not a certificate at all
+        r = post(crew, f"{base}/identify/card", {"certificate": pem}, base)
+        assert r.headers["location"].endswith("done=searched")
+        page = crew.get(base).text
+        assert "マイナンバーカード" in text_of(page) and "花子" not in page
+        cand = re.search(r'name="candidate_id" value="(\d+)"', page)
+        assert cand
+        data = {"candidate_id": cand.group(1), "method": "card", "certificate": pem}
+        r = post(crew, f"{base}/confirm", data, base)
+        assert r.headers["location"].endswith("done=confirmed")
+        assert "筑波 花子" in text_of(crew.get(base).text)
+
+    def test_sign_out_ends_the_staff_session(self, staff: Staff, hanako: str) -> None:
+        crew = staff(EMS, "para", "paramedic")
+        r = post(crew, "/ems/signout", {}, "/ems")
+        assert r.status_code == 303 and r.headers["location"] == "/auth/staff/login"
+        assert crew.get("/ems", follow_redirects=False).status_code == 303
