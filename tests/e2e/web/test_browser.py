@@ -363,6 +363,40 @@ class TestResidentInTheBrowser:
         types = {e["resource"]["resourceType"] for e in data["entry"]}
         assert {"Composition", "Patient", "AllergyIntolerance"} <= types
 
+    def test_writing_the_acp_and_its_pages(self, web: App) -> None:
+        p = web.page
+        p.goto(web.url + "/me")
+        p.get_by_role("link", name="もしもの時", exact=True).click()
+        p.wait_for_url("**/me/acp")
+        visit(web, "/me/acp", "14a-acp-empty")
+        p.get_by_role("link", name="書き始める").click()
+        p.wait_for_url("**/me/acp/edit")
+        shoot(web, "14b-acp-edit")
+        check_accessibility(web, "14b-acp-edit")
+        p.get_by_role("group", name="心肺蘇生").get_by_label("希望しない").check()
+        p.get_by_role("group", name="輸血", exact=True).get_by_label("希望する", exact=True).check()
+        p.get_by_label("あなたの言葉で").fill("家で穏やかに過ごしたい")
+        p.locator("#contact-0-name").fill("筑波 一郎")
+        p.locator("#contact-0-relationship").fill("長男")
+        p.get_by_role("button", name="新しい版として保存").click()
+        p.wait_for_url("**/me/acp?done=saved")
+        assert "心肺蘇生" in p.locator(".acp-do_not_want").inner_text()
+        assert "輸血" in p.locator(".acp-want").inner_text()
+        assert "いまの内容（第1版）" in p.locator(".acp-stamp").inner_text()
+        shoot(web, "14c-acp")
+        check_accessibility(web, "14c-acp")
+        visit(web, "/me/acp/versions", "14d-acp-versions")
+        visit(web, "/me/acp/conversations", "14e-acp-conversations")
+        visit(web, "/me/acp/trusted", "14f-acp-trusted")
+        p.get_by_label("その人の呼び名").fill("長女 桜")
+        p.get_by_role("button", name="招待コードを作る").click()
+        code = p.locator(".code-box code").inner_text()
+        assert len(code) >= 8
+        shoot(web, "14g-acp-code")
+        check_accessibility(web, "14g-acp-code")
+        p.goto(web.url + "/me/acp/trusted")
+        assert code not in p.content()
+
     def test_switching_to_english(self, web: App) -> None:
         p = web.page
         p.goto(web.url + "/me/medicines")
