@@ -397,6 +397,69 @@ class TestResidentInTheBrowser:
         p.goto(web.url + "/me/acp/trusted")
         assert code not in p.content()
 
+    def test_the_paramedic_tablet_shows_the_acp_under_emergency_consent(self, web: App) -> None:
+        import base64
+        import time
+        from urllib.parse import parse_qs, urlsplit
+
+        from consent.staff import totp
+
+        p = web.page
+        p.goto(web.url + "/me/emergency")
+        p.get_by_label("はい、救急時は見せる").check()
+        p.get_by_role("button", name="保存").click()
+        p.wait_for_url("**/me/emergency?done=on")
+        phr(web.env, "pia", "seed")
+        phr(web.env, "org", "add", "tsukuba-fire", "--name", "つくば消防", "--kind", "ems")
+        account = json.loads(
+            phr(
+                web.env,
+                "staff",
+                "add",
+                "tsukuba-fire",
+                "para",
+                "--role",
+                "paramedic",
+                "--name",
+                "救急 一郎",
+            )
+        )
+        b32 = parse_qs(urlsplit(account["totp_uri"]).query)["secret"][0]
+        secret = base64.b32decode(b32 + "=" * (-len(b32) % 8))
+        p.goto(web.url + "/ems")
+        p.wait_for_url("**/auth/staff/login?return_to=/ems*")
+        p.get_by_label("機関ID Organisation").fill("tsukuba-fire")
+        p.get_by_label("ユーザー名 Username").fill("para")
+        p.get_by_label("パスワード Password").fill(account["initial_password"])
+        p.get_by_label("確認コード One-time code").fill(totp.totp(secret, time.time()))
+        p.get_by_role("button", name="ログイン Sign in").click()
+        p.wait_for_url("**/ems")
+        shoot(web, "14h-ems")
+        check_accessibility(web, "14h-ems")
+        p.get_by_role("button", name="事案を開く").click()
+        p.wait_for_url("**/ems/incidents/*")
+        p.get_by_label("姓", exact=True).fill(story.HANAKO.family)
+        p.get_by_label("名", exact=True).fill(story.HANAKO.given)
+        p.get_by_label("生年月日", exact=True).fill(story.HANAKO.birth)
+        p.get_by_label("性別").select_option("female")
+        p.get_by_role("button", name="検索", exact=True).click()
+        p.wait_for_url("**done=searched")
+        assert story.HANAKO.given not in p.locator("main").inner_text()
+        shoot(web, "14i-ems-candidate")
+        check_accessibility(web, "14i-ems-candidate")
+        p.get_by_label("居合わせた人から聞いた生年月日").fill(story.HANAKO.birth)
+        p.get_by_role("button", name="生年月日で確認").click()
+        p.wait_for_url("**done=confirmed")
+        summary = p.locator(".ems-summary").inner_text()
+        assert f"{story.HANAKO.family} {story.HANAKO.given}" in summary
+        assert "心肺蘇生" in p.locator(".ems-acp .acp-do_not_want").inner_text()
+        assert "第1版" in p.locator(".ems-acp .acp-stamp").inner_text()
+        shoot(web, "14j-ems-summary")
+        check_accessibility(web, "14j-ems-summary")
+        p.get_by_role("button", name="終了する（救急時の情報は見られなくなります）").click()
+        p.wait_for_url("**done=closed")
+        assert p.locator(".ems-summary").count() == 0
+
     def test_switching_to_english(self, web: App) -> None:
         p = web.page
         p.goto(web.url + "/me/medicines")
