@@ -104,16 +104,6 @@ def _refusal_key(exc: Exception) -> str:
     return "invalid"
 
 
-def _step(session: Session, incident_id: str, done: str, run: Any) -> RedirectResponse:
-    """Run one step; on a refusal undo it (the refusal stays logged) and say why."""
-    try:
-        run()
-    except (PHRError, ValidationError, ValueError) as exc:
-        roll_back(session)
-        return _to(incident_id, error=_refusal_key(exc))
-    return _to(incident_id, done=done)
-
-
 def _summary(session: Session, actor: Actor, row: Incident) -> schemas.EmergencySummary | None:
     """The emergency summary while the incident unlocks it (identified, reported)."""
     return summary.build(session, actor, row)[0] if row.status in flows.UNLOCKED else None
@@ -174,118 +164,98 @@ def incident_page(incident_id: str, request: Request, session: SessionDep) -> Re
     )
 
 
-def _identify(
-    session: Session, incident_id: str, lookup: Callable[[], schemas.IdentifyResult]
-) -> RedirectResponse:
-    """One identification: candidates to confirm, or "not identified"."""
-    found: list[schemas.IdentifyResult] = []
-    response = _step(session, incident_id, "searched", lambda: found.append(lookup()))
-    if found and not found[0].identified:
-        return _to(incident_id, error="not_identified")
-    return response
+# ---- the crew's steps: each reads the form, calls the service, names the outcome ------------
+
+Flags = dict[str, str]
+Step = Callable[[Session, Actor, str, Any], Flags]
 
 
-@router.post("/ems/incidents/{incident_id}/identify/demographic")
-async def identify_demographic(incident_id: str, request: Request, session: SessionDep) -> Response:
-    actor = _crew(request, session)
-    if isinstance(actor, Response):
-        return actor
-    form = await _form(request)
+def _identified(result: schemas.IdentifyResult) -> Flags:
+    return {"done": "searched"} if result.identified else {"error": "not_identified"}
+
+
+def _by_demographics(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
     names = ("family", "given", "family_kana", "given_kana", "birth_date", "sex")
-    return _identify(
-        session,
-        incident_id,
-        lambda: service.identify_by_demographics(
-            session=session,
-            actor=actor,
-            incident_id=incident_id,
-            query=schemas.DemographicQuery.model_validate(_fields(form, names)),
-        ),
-    )
-
-
-@router.post("/ems/incidents/{incident_id}/identify/card")
-async def identify_card(incident_id: str, request: Request, session: SessionDep) -> Response:
-    actor = _crew(request, session)
-    if isinstance(actor, Response):
-        return actor
-    form = await _form(request)
-    return _identify(
-        session,
-        incident_id,
-        lambda: service.identify_by_card(
-            session=session,
-            actor=actor,
-            incident_id=incident_id,
-            query=schemas.CardQuery(certificate=_text(form, "certificate") or ""),
-        ),
-    )
-
-
-@router.post("/ems/incidents/{incident_id}/confirm")
-async def confirm(incident_id: str, request: Request, session: SessionDep) -> Response:
-    actor = _crew(request, session)
-    if isinstance(actor, Response):
-        return actor
-    form = await _form(request)
-
-    def run() -> None:
-        body = schemas.Confirm.model_validate(
-            _fields(form, ("candidate_id", "method", "birth_date", "certificate"))
+    query = schemas.DemographicQuery.model_validate(_fields(form, names))
+    return _identified(
+        service.identify_by_demographics(
+            session=session, actor=actor, incident_id=incident_id, query=query
         )
-        service.confirm(session=session, actor=actor, incident_id=incident_id, body=body)
-
-    return _step(session, incident_id, "confirmed", run)
+    )
 
 
-@router.post("/ems/incidents/{incident_id}/vitals")
-async def vitals(incident_id: str, request: Request, session: SessionDep) -> Response:
-    actor = _crew(request, session)
-    if isinstance(actor, Response):
-        return actor
-    form = await _form(request)
+def _by_card(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
+    query = schemas.CardQuery(certificate=_text(form, "certificate") or "")
+    return _identified(
+        service.identify_by_card(session=session, actor=actor, incident_id=incident_id, query=query)
+    )
+
+
+def _confirm(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
+    names = ("candidate_id", "method", "birth_date", "certificate")
+    body = schemas.Confirm.model_validate(_fields(form, names))
+    service.confirm(session=session, actor=actor, incident_id=incident_id, body=body)
+    return {"done": "confirmed"}
+
+
+def _vitals(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
     names = ("systolic", "diastolic", "pulse", "respiratory_rate", "spo2", "temperature", "jcs")
-
-    def run() -> None:
-        given = _fields(form, names)
-        body = schemas.Vitals.model_validate(
-            {k: float(v) if k == "temperature" else int(v) for k, v in given.items()}
-        )
-        if not body.model_dump(exclude_none=True):
-            raise ValueError("no vital sign given")
-        service.record_vitals(session=session, actor=actor, incident_id=incident_id, body=body)
-
-    return _step(session, incident_id, "vitals", run)
+    given = _fields(form, names)
+    body = schemas.Vitals.model_validate(
+        {k: float(v) if k == "temperature" else int(v) for k, v in given.items()}
+    )
+    if not body.model_dump(exclude_none=True):
+        raise ValueError("no vital sign given")
+    service.record_vitals(session=session, actor=actor, incident_id=incident_id, body=body)
+    return {"done": "vitals"}
 
 
-@router.post("/ems/incidents/{incident_id}/status-report")
-async def status_report(incident_id: str, request: Request, session: SessionDep) -> Response:
+def _finding(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
+    body = schemas.Finding(text=_text(form, "text") or "")
+    service.record_finding(session=session, actor=actor, incident_id=incident_id, body=body)
+    return {"done": "finding"}
+
+
+def _report(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
+    names = ("hospital_id", "chief_complaint", "summary", "eta_minutes")
+    body = schemas.StatusReport.model_validate(_fields(form, names))
+    service.status_report(session=session, actor=actor, incident_id=incident_id, body=body)
+    return {"done": "reported"}
+
+
+def _close(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
+    service.close(session=session, actor=actor, incident_id=incident_id)
+    return {"done": "closed"}
+
+
+STEPS: dict[str, Step] = {
+    "identify/demographic": _by_demographics,
+    "identify/card": _by_card,
+    "confirm": _confirm,
+    "vitals": _vitals,
+    "findings": _finding,
+    "status-report": _report,
+    "close": _close,
+}
+
+
+@router.post("/ems/incidents/{incident_id}/{step:path}")
+async def crew_step(incident_id: str, step: str, request: Request, session: SessionDep) -> Response:
+    """One step of the call. A refused step is undone like a failed request (its refusal
+    stays in the access log) and the page says why."""
+    action = STEPS.get(step)
+    if action is None:
+        return error_page(request, "ems.error.not_found_page", status=404)
     actor = _crew(request, session)
     if isinstance(actor, Response):
         return actor
     form = await _form(request)
-
-    def run() -> None:
-        body = schemas.StatusReport.model_validate(
-            _fields(form, ("hospital_id", "chief_complaint", "summary", "eta_minutes"))
-        )
-        service.status_report(session=session, actor=actor, incident_id=incident_id, body=body)
-
-    return _step(session, incident_id, "reported", run)
-
-
-@router.post("/ems/incidents/{incident_id}/close")
-async def close(incident_id: str, request: Request, session: SessionDep) -> Response:
-    actor = _crew(request, session)
-    if isinstance(actor, Response):
-        return actor
-    await _form(request)
-    return _step(
-        session,
-        incident_id,
-        "closed",
-        lambda: service.close(session=session, actor=actor, incident_id=incident_id),
-    )
+    try:
+        flags = action(session, actor, incident_id, form)
+    except (PHRError, ValidationError, ValueError) as exc:
+        roll_back(session)
+        return _to(incident_id, error=_refusal_key(exc))
+    return _to(incident_id, **flags)
 
 
 @router.post("/ems/signout")

@@ -122,7 +122,8 @@ class TestAccess:
     def test_every_post_needs_the_csrf_token(self, staff: Staff, hanako: str) -> None:
         crew = staff(EMS, "para", "paramedic")
         incident = open_incident(crew)
-        for step in ("identify/demographic", "identify/card", "confirm", "vitals", "close"):
+        steps = ("identify/demographic", "identify/card", "confirm", "vitals", "findings", "close")
+        for step in steps:
             r = crew.post(f"/ems/incidents/{incident}/{step}", data={"csrf_token": "x"})
             assert r.status_code == 403, step
         assert crew.post("/ems/incidents", data={}).status_code == 403
@@ -184,6 +185,13 @@ class TestCrewFlow:
             .headers["location"]
             .endswith("error=invalid")
         )
+        r = post(crew, f"{base}/findings", {"text": "右片麻痺あり"}, base)
+        assert r.headers["location"].endswith("done=finding")
+        assert (
+            post(crew, f"{base}/findings", {"text": ""}, base)
+            .headers["location"]
+            .endswith("error=invalid")
+        )
         # the status report goes to the chosen hospital, and only it sees the handover
         doctor = staff(HOSPITAL[0], "doc", "doctor")
         other = staff(OTHER_HOSPITAL, "doc2", "doctor")
@@ -192,6 +200,7 @@ class TestCrewFlow:
         r = post(crew, f"{base}/status-report", data, base)
         assert r.headers["location"].endswith("done=reported")
         assert f"/hospital/incidents/{incident}" in doctor.get("/hospital/incoming").text
+        assert f"{HOSPITAL[1]} へ報告済みです" in text_of(crew.get(base).text)
         handover = text_of(doctor.get(f"/hospital/incidents/{incident}").text)
         assert "意識障害" in handover and "心肺蘇生" in handover and "ペニシリン" in handover
         assert other.get(f"/hospital/incidents/{incident}").status_code == 404
