@@ -131,6 +131,7 @@ ROUTERS = (
     "phr.acp.endpoints",
     "phr.emergency.endpoints",
     "phr.acp.pages",
+    "phr.acp.trusted_pages",
     "phr.emergency.pages",
 )
 

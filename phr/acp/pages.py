@@ -42,7 +42,7 @@ def _back(path: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?done={done}", status_code=303)
 
 
-def _groups(content: s.AcpContent) -> dict[str, list[str]]:
+def treatment_groups(content: s.AcpContent) -> dict[str, list[str]]:
     """Treatments by choice: what to do, to try, not to do, not decided yet."""
     out: dict[str, list[str]] = {c: [] for c in CHOICES}
     for key in s.TREATMENTS:
@@ -56,7 +56,7 @@ def _plan_page(request: Request, rid: str, plan: s.AcpRead | None, **extra: Any)
         "acp.html",
         resident=rid,
         plan=plan,
-        groups=_groups(plan.content) if plan else None,
+        groups=treatment_groups(plan.content) if plan else None,
         done=request.query_params.get("done"),
         **extra,
     )

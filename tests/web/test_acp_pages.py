@@ -3,6 +3,7 @@ conversations, trusted persons; CSRF on every POST; one resident never sees anot
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -221,3 +222,80 @@ class TestSecurity:
             r = client.get(path, follow_redirects=False)
             assert r.status_code == 303
             assert r.headers["location"].startswith("/me/signin?return_to=")
+
+
+class TestTrustedPersonPages:
+    @pytest.fixture(autouse=True)
+    def cheap_argon2(self) -> Any:
+        from argon2 import PasswordHasher, profiles
+
+        from consent.staff.service import configure_password_hasher
+
+        configure_password_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
+        yield
+        configure_password_hasher(None)
+
+    def test_accept_sign_in_read_the_current_plan_until_withdrawn(
+        self, client: TestClient, app: Any, hanako: str, taro: str, session: Session
+    ) -> None:
+        sign_in(client, hanako)
+        save(client)
+        r = post(client, "/me/acp/trusted", {"label": "長女 桜", "relationship": "長女"})
+        code = r.text.split("<code>", 1)[1].split("</code>", 1)[0]
+        assert 'href="/acp/trusted/signin"' in r.text
+        with TestClient(app) as person:
+            r = person.get("/acp/trusted", follow_redirects=False)
+            assert r.headers["location"].startswith("/acp/trusted/signin?return_to=")
+            account = {"login": "sakura@example.jp", "passphrase": "a long enough passphrase"}
+            bad = post(
+                person,
+                "/acp/trusted/accept",
+                {"code": "x" * 16, "name": "桜", **account},
+                page="/acp/trusted/signin",
+            )
+            assert bad.status_code == 400
+            r = post(
+                person,
+                "/acp/trusted/accept",
+                {"code": code, "name": "筑波 桜", **account},
+                page="/acp/trusted/signin",
+            )
+            assert r.status_code == 303 and r.headers["location"] == "/acp/trusted"
+            listing = person.get("/acp/trusted").text
+            assert f"/acp/trusted/residents/{hanako}" in listing
+            plan = text_of(person.get(f"/acp/trusted/residents/{hanako}").text)
+            assert "いまの内容（第1版）" in plan and "家で穏やかに過ごしたい" in plan
+            other = person.get(f"/acp/trusted/residents/{taro}")
+            assert other.status_code == 404 and "共有されていない" in text_of(other.text)
+            # sign out, and back in with the passphrase (a wrong one is refused)
+            post(person, "/acp/trusted/signout", {}, page="/acp/trusted")
+            assert person.get("/acp/trusted", follow_redirects=False).status_code == 303
+            wrong = {**account, "passphrase": "not the passphrase"}
+            r = post(person, "/acp/trusted/signin", wrong, page="/acp/trusted/signin")
+            assert r.status_code == 401
+            r = post(person, "/acp/trusted/signin", account, page="/acp/trusted/signin")
+            assert r.status_code == 303
+            # the resident withdraws: nothing more to read
+            invitation = acp_service.list_invitations(
+                session=session, actor=Actor(kind="resident", resident_id=hanako)
+            )[0]
+            post(client, f"/me/acp/trusted/{invitation.id}/withdraw", {}, page="/me/acp/trusted")
+            assert person.get(f"/acp/trusted/residents/{hanako}").status_code == 404
+            assert hanako not in person.get("/acp/trusted").text
+
+    def test_the_trusted_pages_need_the_csrf_token(self, client: TestClient) -> None:
+        client.get("/acp/trusted/signin")
+        for path in ("/acp/trusted/signin", "/acp/trusted/accept", "/acp/trusted/signout"):
+            assert client.post(path, data={"csrf_token": "x"}).status_code == 403, path
+
+    def test_the_sign_in_page_has_the_headers_and_labelled_fields(self, client: TestClient) -> None:
+        for lang in ("ja", "en"):
+            r = client.get(f"/acp/trusted/signin?lang={lang}")
+            assert r.status_code == 200
+            assert "default-src 'none'" in r.headers["content-security-policy"]
+            assert r.headers["cache-control"] == "no-store"
+            html = r.text
+            assert "<style" not in html and " style=" not in html and "<script" not in html
+            for field in re.findall(r'<input[^>]*\sid="([^"]+)"', html):
+                assert f'<label for="{field}">' in html, field
+        assert "Accept an invitation" in r.text
