@@ -396,6 +396,7 @@ class TestResidentInTheBrowser:
         check_accessibility(web, "14g-acp-code")
         p.goto(web.url + "/me/acp/trusted")
         assert code not in p.content()
+        visit(web, "/acp/trusted/signin", "14g2-trusted-signin")
 
     def test_the_paramedic_tablet_shows_the_acp_under_emergency_consent(self, web: App) -> None:
         import base64
