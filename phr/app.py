@@ -131,6 +131,9 @@ ROUTERS = (
     "phr.acp.endpoints",
     "phr.emergency.endpoints",
     "phr.polypharmacy.endpoints",
+    "phr.acp.pages",
+    "phr.acp.trusted_pages",
+    "phr.emergency.pages",
 )
 
 

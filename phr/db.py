@@ -126,6 +126,13 @@ def _run_after_rollback(session: Session) -> None:
         session.rollback()
 
 
+def roll_back(session: Session) -> None:
+    """Undo this unit of work now, as a failed request would, and run its after_rollback
+    actions (a page that shows a refused step instead of failing the request)."""
+    session.rollback()
+    _run_after_rollback(session)
+
+
 def get_session() -> Iterator[Session]:
     """FastAPI dependency: one transaction per request.
 

@@ -50,3 +50,15 @@ def incoming(session: Session, hospital_id: str) -> list[Incident]:
             .order_by(Incident.reported_at.desc())
         )
     )
+
+
+def open_incidents(session: Session, ems_organization_id: str, limit: int = 50) -> list[Incident]:
+    """An EMS organisation's incidents not yet closed, newest first."""
+    return list(
+        session.scalars(
+            select(Incident)
+            .where(Incident.ems_organization_id == ems_organization_id, Incident.status != "closed")
+            .order_by(Incident.opened_at.desc())
+            .limit(limit)
+        )
+    )

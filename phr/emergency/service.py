@@ -645,6 +645,11 @@ def get(*, session: Session, actor: Actor, incident_id: str) -> Incident:
     return incident
 
 
+def attending(*, session: Session, actor: Actor) -> list[Incident]:
+    """The caller's EMS organisation's incidents not yet closed (the tablet's list)."""
+    return repository.open_incidents(session, _ems(actor))
+
+
 def incoming(*, session: Session, actor: Actor) -> list[Incident]:
     if actor.kind not in ("organization", "staff") or actor.organization_kind != "hospital":
         raise Forbidden("for hospitals")

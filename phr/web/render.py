@@ -96,6 +96,7 @@ NAV: list[NavItem] = [
     NavItem("/me/visits", "nav.visits"),
     NavItem("/me/download", "nav.download"),
     NavItem("/me/sharing", "nav.sharing"),
+    NavItem("/me/acp", "nav.acp"),
     NavItem("/me/access-log", "nav.access_log"),
     NavItem("/me/notifications", "nav.notifications"),
 ]

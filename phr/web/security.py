@@ -65,12 +65,14 @@ def secure_cookies() -> bool:
 
 
 class SignInRequired(Exception):
-    """The page needs a signed-in resident; ``expired`` when a session cookie was there."""
+    """The page needs a signed-in resident (or, with ``signin`` the staff sign-in page, a
+    staff member); ``expired`` when a session cookie was there."""
 
-    def __init__(self, return_to: str, *, expired: bool) -> None:
+    def __init__(self, return_to: str, *, expired: bool, signin: str = "/me/signin") -> None:
         super().__init__("sign-in required")
         self.return_to = return_to
         self.expired = expired
+        self.signin = signin
 
 
 class CsrfRefused(Exception):
@@ -145,7 +147,7 @@ class WebRoute(APIRoute):
             try:
                 response = await handler(request)
             except SignInRequired as exc:
-                target = "/me/signin?return_to=" + quote(exc.return_to, safe="/")
+                target = exc.signin + "?return_to=" + quote(exc.return_to, safe="/")
                 if exc.expired:
                     target += "&expired=1"
                 response = RedirectResponse(target, status_code=303)

@@ -44,6 +44,7 @@ PUBLIC = {
     ("POST", "/auth/card/challenge"),
     ("GET", "/auth/staff/login"),
     ("GET", "/me/signin"),  # the resident web app's sign-in page
+    ("GET", "/acp/trusted/signin"),  # the trusted person's sign-in and invitation page
     # Self-triage works without an account (issue 6): the protocols and their evaluation.
     ("GET", "/api/triage/complaints"),
     ("GET", "/api/triage/complaints/{complaint}"),

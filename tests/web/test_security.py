@@ -27,6 +27,11 @@ PAGES = (
     "/me/emergency",
     "/me/access-log",
     "/me/notifications",
+    "/me/acp",
+    "/me/acp/edit",
+    "/me/acp/versions",
+    "/me/acp/conversations",
+    "/me/acp/trusted",
 )
 
 

@@ -363,6 +363,104 @@ class TestResidentInTheBrowser:
         types = {e["resource"]["resourceType"] for e in data["entry"]}
         assert {"Composition", "Patient", "AllergyIntolerance"} <= types
 
+    def test_writing_the_acp_and_its_pages(self, web: App) -> None:
+        p = web.page
+        p.goto(web.url + "/me")
+        p.get_by_role("link", name="もしもの時", exact=True).click()
+        p.wait_for_url("**/me/acp")
+        visit(web, "/me/acp", "14a-acp-empty")
+        p.get_by_role("link", name="書き始める").click()
+        p.wait_for_url("**/me/acp/edit")
+        shoot(web, "14b-acp-edit")
+        check_accessibility(web, "14b-acp-edit")
+        p.get_by_role("group", name="心肺蘇生").get_by_label("希望しない").check()
+        p.get_by_role("group", name="輸血", exact=True).get_by_label("希望する", exact=True).check()
+        p.get_by_label("あなたの言葉で").fill("家で穏やかに過ごしたい")
+        p.locator("#contact-0-name").fill("筑波 一郎")
+        p.locator("#contact-0-relationship").fill("長男")
+        p.get_by_role("button", name="新しい版として保存").click()
+        p.wait_for_url("**/me/acp?done=saved")
+        assert "心肺蘇生" in p.locator(".acp-do_not_want").inner_text()
+        assert "輸血" in p.locator(".acp-want").inner_text()
+        assert "いまの内容（第1版）" in p.locator(".acp-stamp").inner_text()
+        shoot(web, "14c-acp")
+        check_accessibility(web, "14c-acp")
+        visit(web, "/me/acp/versions", "14d-acp-versions")
+        visit(web, "/me/acp/conversations", "14e-acp-conversations")
+        visit(web, "/me/acp/trusted", "14f-acp-trusted")
+        p.get_by_label("その人の呼び名").fill("長女 桜")
+        p.get_by_role("button", name="招待コードを作る").click()
+        code = p.locator(".code-box code").inner_text()
+        assert len(code) >= 8
+        shoot(web, "14g-acp-code")
+        check_accessibility(web, "14g-acp-code")
+        p.goto(web.url + "/me/acp/trusted")
+        assert code not in p.content()
+        visit(web, "/acp/trusted/signin", "14g2-trusted-signin")
+
+    def test_the_paramedic_tablet_shows_the_acp_under_emergency_consent(self, web: App) -> None:
+        import base64
+        import time
+        from urllib.parse import parse_qs, urlsplit
+
+        from consent.staff import totp
+
+        p = web.page
+        p.goto(web.url + "/me/emergency")
+        p.get_by_label("はい、救急時は見せる").check()
+        p.get_by_role("button", name="保存").click()
+        p.wait_for_url("**/me/emergency?done=on")
+        phr(web.env, "pia", "seed")
+        phr(web.env, "org", "add", "tsukuba-fire", "--name", "つくば消防", "--kind", "ems")
+        account = json.loads(
+            phr(
+                web.env,
+                "staff",
+                "add",
+                "tsukuba-fire",
+                "para",
+                "--role",
+                "paramedic",
+                "--name",
+                "救急 一郎",
+            )
+        )
+        b32 = parse_qs(urlsplit(account["totp_uri"]).query)["secret"][0]
+        secret = base64.b32decode(b32 + "=" * (-len(b32) % 8))
+        p.goto(web.url + "/ems")
+        p.wait_for_url("**/auth/staff/login?return_to=/ems*")
+        p.get_by_label("機関ID Organisation").fill("tsukuba-fire")
+        p.get_by_label("ユーザー名 Username").fill("para")
+        p.get_by_label("パスワード Password").fill(account["initial_password"])
+        p.get_by_label("確認コード One-time code").fill(totp.totp(secret, time.time()))
+        p.get_by_role("button", name="ログイン Sign in").click()
+        p.wait_for_url("**/ems")
+        shoot(web, "14h-ems")
+        check_accessibility(web, "14h-ems")
+        p.get_by_role("button", name="事案を開く").click()
+        p.wait_for_url("**/ems/incidents/*")
+        p.get_by_label("姓", exact=True).fill(story.HANAKO.family)
+        p.get_by_label("名", exact=True).fill(story.HANAKO.given)
+        p.get_by_label("生年月日", exact=True).fill(story.HANAKO.birth)
+        p.get_by_label("性別").select_option("female")
+        p.get_by_role("button", name="検索", exact=True).click()
+        p.wait_for_url("**done=searched")
+        assert story.HANAKO.given not in p.locator("main").inner_text()
+        shoot(web, "14i-ems-candidate")
+        check_accessibility(web, "14i-ems-candidate")
+        p.get_by_label("居合わせた人から聞いた生年月日").fill(story.HANAKO.birth)
+        p.get_by_role("button", name="生年月日で確認").click()
+        p.wait_for_url("**done=confirmed")
+        summary = p.locator(".ems-summary").inner_text()
+        assert f"{story.HANAKO.family} {story.HANAKO.given}" in summary
+        assert "心肺蘇生" in p.locator(".ems-acp .acp-do_not_want").inner_text()
+        assert "第1版" in p.locator(".ems-acp .acp-stamp").inner_text()
+        shoot(web, "14j-ems-summary")
+        check_accessibility(web, "14j-ems-summary")
+        p.get_by_role("button", name="終了する（救急時の情報は見られなくなります）").click()
+        p.wait_for_url("**done=closed")
+        assert p.locator(".ems-summary").count() == 0
+
     def test_switching_to_english(self, web: App) -> None:
         p = web.page
         p.goto(web.url + "/me/medicines")
