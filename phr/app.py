@@ -103,6 +103,9 @@ def create_app() -> FastAPI:
         app.include_router(op)
     app.include_router(everything.router)
     app.include_router(endpoints.router)
+    from phr.modules.registry import mount_modules
+
+    mount_modules(app)
 
     @app.get("/health", tags=["platform"])
     def health() -> dict[str, str]:
@@ -131,6 +134,7 @@ ROUTERS = (
     "consent.audit_endpoints",
     "consent.policy.endpoints",
     "fhir_gateway.api.operations.summary",
+    "phr.modules.endpoints",
 )
 
 
