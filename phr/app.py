@@ -41,12 +41,15 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         from consent.audit_chainer import AuditChainer
+        from phr.bulk.worker import WORKER
 
         chainer = AuditChainer(settings.audit_chain_interval)
         chainer.start()
+        WORKER.start_up()
         try:
             yield
         finally:
+            WORKER.stop()
             chainer.stop()
 
     app = FastAPI(
@@ -135,6 +138,7 @@ ROUTERS = (
     "consent.policy.endpoints",
     "fhir_gateway.api.operations.summary",
     "phr.modules.endpoints",
+    "phr.bulk.endpoints",
 )
 
 

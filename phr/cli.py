@@ -313,8 +313,9 @@ def _register_groups() -> None:
     from consent.identity.cli import card, oidc
     from consent.pia.cli import pia
     from consent.staff.cli import staff
+    from phr.bulk.cli import bulk
 
-    for group in (card, oidc, staff, pia, audit):
+    for group in (card, oidc, staff, pia, audit, bulk):
         main.add_command(group)
 
 

@@ -8,6 +8,7 @@ import consent.pia.models
 import consent.policy.models
 import consent.staff.models  # noqa: F401
 import fhir_gateway.models  # noqa: F401
+import phr.bulk.models
 import phr.store.models  # noqa: F401
 from phr.db import Base
 

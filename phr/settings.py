@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # emergency pre-consent: off unless the deployment decides otherwise.
     life_protection_exception: bool = False
     break_glass_minutes: int = 120
+    # Bulk export ($export): background worker threads per process (0: run `phr bulk run`),
+    # and the master key (base64, 32 bytes) sealing export files at rest.
+    bulk_workers: int = 1
+    bulk_encryption_key: str | None = Field(default=None, repr=False)
 
     @property
     def resolved_database_url(self) -> str:
