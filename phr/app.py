@@ -139,6 +139,7 @@ ROUTERS = (
     "fhir_gateway.api.operations.summary",
     "phr.modules.endpoints",
     "phr.bulk.endpoints",
+    "phr.analytics.endpoints",
 )
 
 
