@@ -140,6 +140,7 @@ ROUTERS = (
     "phr.modules.endpoints",
     "phr.bulk.endpoints",
     "phr.analytics.endpoints",
+    "phr.research.endpoints",
 )
 
 

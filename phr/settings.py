@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # and the master key (base64, 32 bytes) sealing export files at rest.
     bulk_workers: int = 1
     bulk_encryption_key: str | None = Field(default=None, repr=False)
+    # Research extracts: master key (base64, 32 bytes) of the keyed pseudonyms (HMAC).
+    research_pseudonym_key: str | None = Field(default=None, repr=False)
 
     @property
     def resolved_database_url(self) -> str:

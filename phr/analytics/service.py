@@ -31,14 +31,17 @@ __all__ = ["K_MIN", "SERVICE", "compute", "default_period", "service_actor", "to
 SERVICE = "analytics"
 
 
-def service_actor(analyst: str) -> Actor:
+def service_actor(user: str, service: str = SERVICE) -> Actor:
+    """A platform service acting for a staff member: the platform organisation (which
+    contributes no records, so only residents' consents open anything), the service's name
+    (its PIA gates it) and the person who asked (in the access log)."""
     return Actor(
         kind="organization",
-        client_id=SERVICE,
+        client_id=service,
         organization_id=PLATFORM_ORG[0],
         organization_kind="platform",
-        user_id=analyst,
-        service=SERVICE,
+        user_id=user,
+        service=service,
     )
 
 

@@ -11,17 +11,14 @@ otherwise ``keys_dir/bulk-export.key`` generated on first use.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from consent.staff.crypto import StaticKeyProvider, open_sealed, seal
-from phr.settings import ConfigurationError, get_settings
+from phr.keyfile import master_key
+from phr.settings import get_settings
 
 __all__ = ["ChunkWriter", "job_dir", "key_provider", "read_chunks", "remove_job_dir"]
 
@@ -30,25 +27,8 @@ KEY_FILE = "bulk-export.key"
 
 
 def key_provider() -> StaticKeyProvider:
-    settings = get_settings()
-    if settings.bulk_encryption_key:
-        return StaticKeyProvider(_decode(settings.bulk_encryption_key))
-    if settings.env == "production":
-        raise ConfigurationError("PHR_BULK_ENCRYPTION_KEY is required in production")
-    settings.ensure_dirs()
-    path = settings.keys_dir / KEY_FILE
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
-    return StaticKeyProvider(_decode(path.read_text()))
-
-
-def _decode(text: str) -> bytes:
-    key = base64.b64decode(text.strip())
-    if len(key) != 32:
-        raise ConfigurationError("the bulk export key must be base64 of 32 bytes")
-    return key
+    key = master_key(get_settings().bulk_encryption_key, KEY_FILE, "PHR_BULK_ENCRYPTION_KEY")
+    return StaticKeyProvider(key)
 
 
 def job_dir(job_id: str) -> Path:
