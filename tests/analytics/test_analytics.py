@@ -140,3 +140,13 @@ def test_suppression_rules() -> None:
     assert not s.loc["b", "suppressed"] and s.loc["b", "rate"] == 0.3
     t = pd.DataFrame({"d": ["a", "b"], "numerator": [0, 12], "denominator": [30, 40]})
     assert not suppress(t)["suppressed"].any()  # none of 30 singles no one out
+
+
+def test_the_demo_seeds_the_population_services_pias(session: Session) -> None:
+    from consent.pia.service import pia_approved, seed_platform_pias
+    from phr.analytics.demo import seed_population_pias
+
+    seed_platform_pias(session)
+    assert seed_population_pias(session) == 2
+    assert pia_approved(session, "analytics") and pia_approved(session, "research")
+    assert seed_population_pias(session) == 0

@@ -188,3 +188,26 @@ def test_a_killed_server_leaves_the_started_job_failed(
     assert worker.run_pending() == 1
     assert client.get(queued, headers=owner).status_code == 200
     assert Purpose.TREATMENT.value == "TREAT"
+
+
+def test_the_worker_thread_runs_a_kicked_off_job(
+    client: TestClient, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real thread, woken by the kick-off. While it runs, this test only watches the
+    file system (the thread borrows the test's database connection)."""
+    import time
+
+    from phr.settings import reset_settings_cache
+
+    monkeypatch.setenv("PHR_BULK_WORKERS", "1")
+    reset_settings_cache()
+    owner = world["orgs"]["owner"]["headers"]
+    status_url = kick_off(client, "/fhir/$export", owner, _type="Patient")
+    done = files.job_dir(status_url.rsplit("/", 1)[1]) / "done"
+    deadline = time.monotonic() + 30
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.WORKER.stop()
+    assert done.exists()
+    r = client.get(status_url, headers=owner)
+    assert r.status_code == 200 and r.json()["output"][0]["count"] == 1
