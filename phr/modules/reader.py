@@ -9,7 +9,7 @@ module did not declare is refused with a clear error (403), not silently emptied
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
@@ -78,6 +78,27 @@ class ModuleReader(RecordReader):
     def search(self, req: fsearch.SearchRequest, *, query_text: str = "") -> SearchResult:
         self._check(req.resource_type)
         return super().search(req, query_text=query_text)
+
+    def export(
+        self,
+        *,
+        types: Sequence[str] | None,
+        since: datetime | None = None,
+        residents: Collection[str] | None = None,
+        shared: bool = True,
+        batch: int = 2000,
+        detail: str = "",
+    ) -> Iterator[tuple[str, str | None, str]]:
+        for t in types or ():
+            self._check(t)
+        return super().export(
+            types=list(types or sorted(self.module.resource_types)),
+            since=since,
+            residents=residents,
+            shared=shared,
+            batch=batch,
+            detail=detail or f"module {self.module.name}",
+        )
 
     def compartment(
         self,

@@ -99,6 +99,9 @@ def test_undeclared_types_and_purposes_are_refused(
     reader = ModuleReader(session, actor, Purpose.TREATMENT, MODULE)
     got = {r.resource_type for r in reader.compartment(world["patient"])}
     assert got == {"Patient", "AllergyIntolerance"}
+    assert {t for t, _, _ in reader.export(types=None)} == {"Patient", "AllergyIntolerance"}
+    with pytest.raises(Forbidden):
+        list(reader.export(types=["Observation"]))
     with pytest.raises(Forbidden):
         ModuleReader(session, Actor.system(), Purpose.TREATMENT, MODULE)
 
