@@ -158,7 +158,7 @@ def _group_members(reader: RecordReader, group_id: str) -> set[str]:
     return out
 
 
-def run(session: Session, job: BulkExportJob, *, batch: int = 2000) -> None:
+def run(session: Session, job: BulkExportJob, *, batch: int = 10_000) -> None:
     """Export one job in the caller's transaction; files are written as rows stream by.
 
     The job is completed (and its files handed out) only when the transaction that logged
