@@ -211,3 +211,14 @@ def test_the_worker_thread_runs_a_kicked_off_job(
     assert done.exists()
     r = client.get(status_url, headers=owner)
     assert r.status_code == 200 and r.json()["output"][0]["count"] == 1
+
+
+def test_the_capability_statement_announces_bulk_export(client: TestClient) -> None:
+    from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+    cs = client.get("/fhir/metadata").json()
+    CapabilityStatement.model_validate(cs)
+    assert cs["instantiates"] == ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]
+    assert {o["name"] for o in cs["rest"][0]["operation"]} == {"export"}
+    patient = next(r for r in cs["rest"][0]["resource"] if r["type"] == "Patient")
+    assert "export" in {o["name"] for o in patient["operation"]}
