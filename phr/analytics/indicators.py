@@ -144,5 +144,4 @@ INDICATORS = {
     "metabolic-syndrome": (metabolic_syndrome, None),
     "polypharmacy": (polypharmacy, None),
     "acp": (uptake("acp"), None),
-    "emergency-consent": (uptake("emergency_consent"), None),
 }

@@ -23,7 +23,6 @@ TYPES = (
     "Consent",
 )
 ADVANCE_DIRECTIVE = "adr"  # http://terminology.hl7.org/CodeSystem/consentscope
-EMERGENCY_CODE = "emergency-preconsent"  # consent.policy.service.EMERGENCY_CODE
 LOINC = "http://loinc.org"
 
 
@@ -46,7 +45,6 @@ class _Resident:
     values: dict[str, tuple[str, float]] = field(default_factory=dict)
     medicines: set[str] = field(default_factory=set)
     acp: bool = False
-    emergency_consent: bool = False
 
 
 def age_band(age: int) -> str:
@@ -104,7 +102,7 @@ def resident_frame(
     reader: RecordReader, period: Period, on: date, observation_codes: set[str], detail: str
 ) -> pd.DataFrame:
     """Columns: resident, age, age_band, sex, district, vaccines (set), value_<loinc>,
-    medicines (count), acp, emergency_consent. Only residents whose Patient is visible."""
+    medicines (count), acp. Only residents whose Patient is visible."""
     people: dict[str, _Resident] = {}
     for rtype, resident, content in reader.export(types=TYPES, shared=False, detail=detail):
         if resident is None:
@@ -128,10 +126,10 @@ def resident_frame(
                 if med:
                     p.medicines.add(med)
         elif rtype == "Consent" and res.get("status") == "active":
+            # Advance directives are ordinary data; privacy consents (the emergency
+            # pre-consent among them) are shared with no one and never reach this reader.
             scopes = {code for _, code in _codes(res.get("scope"))}
-            cats = {code for c in res.get("category") or [] for _, code in _codes(c)}
             p.acp = p.acp or ADVANCE_DIRECTIVE in scopes
-            p.emergency_consent = p.emergency_consent or EMERGENCY_CODE in cats
     rows = []
     for rid, p in people.items():
         age = _age(p.birth, on)
@@ -146,11 +144,10 @@ def resident_frame(
             "vaccines": p.vaccines,
             "medicines": len(p.medicines),
             "acp": p.acp,
-            "emergency_consent": p.emergency_consent,
         }
         for code in observation_codes:
             row[f"value_{code}"] = p.values[code][1] if code in p.values else None
         rows.append(row)
     columns = ["resident", "age", "age_band", "sex", "district", "vaccines", "medicines", "acp",
-               "emergency_consent", *[f"value_{c}" for c in sorted(observation_codes)]]  # fmt: skip
+               *[f"value_{c}" for c in sorted(observation_codes)]]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)

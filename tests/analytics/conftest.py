@@ -18,6 +18,8 @@ from tests.conftest import OrgFactory
 from tests.consent.pia.conftest import complete, orgs  # noqa: F401
 from tests.consent.pia.test_api import cookie  # noqa: F401
 
+SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+LOINC = "http://loinc.org"
 FLU = {"system": "urn:oid:1.2.392.200119.4.403.1", "code": "FLU", "display": "インフルエンザ"}
 
 
@@ -30,6 +32,7 @@ def resident_bundle(
     vaccinated: bool = False,
     medicines: int = 0,
     observations: dict[str, float] | None = None,
+    acp: bool = False,
 ) -> dict[str, Any]:
     pid = f"urn:uuid:{n:08d}-0000-4000-8000-000000000000"
     entries: list[dict[str, Any]] = [
@@ -65,6 +68,11 @@ def resident_bundle(
     for m in range(medicines):
         add("MedicationStatement", {"status": "active", "subject": {"reference": pid},
                                     "medicationCodeableConcept": {"text": f"薬{m}"}})  # fmt: skip
+    if acp:  # an advance directive (ACP): ordinary data, unlike privacy consents
+        add("Consent", {"status": "active", "patient": {"reference": pid},
+                        "scope": {"coding": [{"system": SCOPE, "code": "adr"}]},
+                        "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
+                        "policyRule": {"text": "ACP"}})  # fmt: skip
     for code, value in (observations or {}).items():
         add("Observation", {"status": "final", "subject": {"reference": pid},
                             "code": {"coding": [{"system": "http://loinc.org", "code": code}]},

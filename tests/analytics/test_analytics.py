@@ -34,8 +34,8 @@ def populate(city: Any) -> dict[str, list[str]]:
         out["consented"].append(
             city(i, district="北条", vaccinated=True, medicines=6 if i < 10 else 1)
         )
-    for i in range(12, 23):  # 吾妻: 11, none vaccinated
-        out["consented"].append(city(i, district="吾妻"))
+    for i in range(12, 23):  # 吾妻: 11, none vaccinated, all with an advance directive
+        out["consented"].append(city(i, district="吾妻", acp=True))
     for i in range(23, 26):  # 大穂: 3 — too few to publish
         out["consented"].append(city(i, district="大穂", vaccinated=True))
     for i in range(26, 31):  # 北条, vaccinated, but no consent for statistics
@@ -72,6 +72,8 @@ def test_small_cells_are_suppressed_and_only_consented_residents_count(
     poly = {c["age_band"]: c for c in cells(client, "polypharmacy")}
     assert poly["70-79"]["numerator"] == 10 and poly["70-79"]["denominator"] == 26
     assert poly["total"]["denominator"] == 26
+    acp = {c["age_band"]: c for c in cells(client, "acp")}
+    assert (acp["70-79"]["numerator"], acp["70-79"]["denominator"]) == (11, 26)
     # The computation is logged once per consenting resident, for the service, with the
     # analyst's name; no one else's data was used.
     entries = session.scalars(
