@@ -21,9 +21,9 @@ from fastapi.responses import Response, StreamingResponse
 from consent.actors import Actor, Purpose
 from fhir_gateway.api import render
 from fhir_gateway.api.deps import ActorDep, PurposeDep, SessionDep
-from phr.bulk import files, service
+from phr.bulk import files, repository, service
 from phr.bulk.worker import WORKER
-from phr.errors import InvalidInput, NotFound, PHRError
+from phr.errors import Conflict, InvalidInput, NotFound, PHRError
 
 __all__ = ["router"]
 
@@ -118,8 +118,8 @@ def status(job_id: str, request: Request, session: SessionDep, actor: ActorDep) 
 @router.delete("/$export-status/{job_id}")
 def delete(job_id: str, session: SessionDep, actor: ActorDep) -> Response:
     job = service.visible_job(session, actor, job_id)
-    if job.status == "in-progress":
-        raise InvalidInput("the export is running; delete it once it has finished")
+    if job.status == "in-progress" or repository.running(session, job_id):
+        raise Conflict("the export is running; delete it once it has finished")
     service.delete(session, job)
     return Response(status_code=202)
 

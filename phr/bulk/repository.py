@@ -9,11 +9,22 @@ from sqlalchemy.orm import Session
 
 from phr.bulk.models import BulkExportJob
 
-__all__ = ["claim_next", "get", "unfinished"]
+__all__ = ["claim_next", "get", "running", "unfinished"]
 
 
 def get(session: Session, job_id: str) -> BulkExportJob | None:
     return session.get(BulkExportJob, job_id)
+
+
+def running(session: Session, job_id: str) -> bool:
+    """Is a worker exporting this job now (it holds the row lock)? On PostgreSQL the row is
+    locked here in turn, so that it cannot start while it is being deleted."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    stmt = (
+        select(BulkExportJob.id).where(BulkExportJob.id == job_id).with_for_update(skip_locked=True)
+    )
+    return session.scalar(stmt) is None
 
 
 def claim_next(session: Session) -> BulkExportJob | None:
