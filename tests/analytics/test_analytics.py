@@ -94,6 +94,14 @@ def test_csv_download_carries_the_suppression(
     rows = list(csv.DictReader(io.StringIO(r.text)))
     small = next(x for x in rows if x["district"] == "大穂")
     assert small["suppressed"] == "True" and small["numerator"] == "" and small["denominator"] == ""
+    parquet = client.get("/api/analytics/vaccination", params={"format": "parquet"})
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        assert parquet.status_code == 400 and "pyarrow" in parquet.json()["message"]
+    else:
+        table = pd.read_parquet(io.BytesIO(parquet.content))
+        assert table.loc[table["district"] == "大穂", "numerator"].isna().all()
     page = client.get("/analytics")
     assert page.status_code == 200 and "北条" in page.text and "—" in page.text
 
