@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     # emergency pre-consent: off unless the deployment decides otherwise.
     life_protection_exception: bool = False
     break_glass_minutes: int = 120
-    # Bulk export ($export): background worker threads per process (0: run `phr bulk run`),
-    # and the master key (base64, 32 bytes) sealing export files at rest.
+    # Bulk export ($export): 0 turns the export thread of each process off (then run
+    # `phr bulk run`); any other value runs one. The master key (base64, 32 bytes) sealing
+    # export files at rest is required in production.
     bulk_workers: int = 1
     bulk_encryption_key: str | None = Field(default=None, repr=False)
     # Research extracts: master key (base64, 32 bytes) of the keyed pseudonyms (HMAC).
