@@ -42,6 +42,7 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         from consent.audit_chainer import AuditChainer
+        from phr.bulk.worker import WORKER
 
         # Everything loaded by now (FHIR models, routes, templates) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise scan it all
@@ -50,9 +51,11 @@ def create_app() -> FastAPI:
         gc.freeze()
         chainer = AuditChainer(settings.audit_chain_interval)
         chainer.start()
+        WORKER.start_up()
         try:
             yield
         finally:
+            WORKER.stop()
             chainer.stop()
 
     app = FastAPI(
@@ -109,6 +112,9 @@ def create_app() -> FastAPI:
         app.include_router(op)
     app.include_router(everything.router)
     app.include_router(endpoints.router)
+    from phr.modules.registry import mount_modules
+
+    mount_modules(app)
 
     @app.get("/health", tags=["platform"])
     def health() -> dict[str, str]:
@@ -134,6 +140,10 @@ ROUTERS = (
     "phr.acp.pages",
     "phr.acp.trusted_pages",
     "phr.emergency.pages",
+    "phr.modules.endpoints",
+    "phr.bulk.endpoints",
+    "phr.analytics.endpoints",
+    "phr.research.endpoints",
 )
 
 

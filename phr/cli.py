@@ -313,10 +313,11 @@ def _register_groups() -> None:
     from consent.identity.cli import card, oidc
     from consent.pia.cli import pia
     from consent.staff.cli import staff
+    from phr.bulk.cli import bulk
     from phr.polypharmacy.cli import drugs
     from phr.triage.cli import triage
 
-    for group in (card, oidc, staff, pia, audit, triage, drugs):
+    for group in (card, oidc, staff, pia, audit, triage, drugs, bulk):
         main.add_command(group)
 
 

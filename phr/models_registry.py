@@ -10,6 +10,7 @@ import consent.staff.models  # noqa: F401
 import fhir_gateway.models  # noqa: F401
 import phr.acp.models
 import phr.biometrics.models
+import phr.bulk.models
 import phr.emergency.models
 import phr.polypharmacy.models
 import phr.store.models

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     # Load the face gallery into each server process at start-up, in the background (not
     # under PHR_ENV=test), so that the first paramedic's search does not wait for it.
     biometric_warm_up: bool = True
+    # Bulk export ($export): 0 turns the export thread of each process off (then run
+    # `phr bulk run`); any other value runs one. The master key (base64, 32 bytes) sealing
+    # export files at rest is required in production.
+    bulk_workers: int = 1
+    bulk_encryption_key: str | None = Field(default=None, repr=False)
+    # Research extracts: master key (base64, 32 bytes) of the keyed pseudonyms (HMAC).
+    research_pseudonym_key: str | None = Field(default=None, repr=False)
 
     @property
     def resolved_database_url(self) -> str:

@@ -22,6 +22,10 @@ COMMON_SEARCH = [
 ]
 
 
+# FHIR Bulk Data Access IG (phr/bulk): $export at system, Patient and Group level.
+BULK = "http://hl7.org/fhir/uv/bulkdata"
+
+
 def capability_statement() -> dict[str, Any]:
     s = get_settings()
     base = s.base_url.rstrip("/")
@@ -64,6 +68,7 @@ def capability_statement() -> dict[str, Any]:
                     "name": "summary",
                     "definition": "http://hl7.org/fhir/uv/ips/OperationDefinition/summary",
                 },
+                {"name": "export", "definition": f"{BULK}/OperationDefinition/patient-export"},
             ]
         resources.append(entry)
     return {
@@ -72,6 +77,7 @@ def capability_statement() -> dict[str, Any]:
         "date": "2026-11-24",
         "publisher": "Tsukuba PHR project",
         "kind": "instance",
+        "instantiates": [f"{BULK}/CapabilityStatement/bulk-data"],
         "software": {"name": "tsukuba-phr", "version": __version__},
         "implementation": {
             "description": "Tsukuba lifelong PHR FHIR gateway",
@@ -106,6 +112,9 @@ def capability_statement() -> dict[str, Any]:
                 },
                 "resource": resources,
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "operation": [
+                    {"name": "export", "definition": f"{BULK}/OperationDefinition/export"}
+                ],
             }
         ],
     }

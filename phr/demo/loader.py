@@ -117,6 +117,9 @@ def load(residents: int = 1000, seed: int = 20261124, synthea_dir: Path | None =
         from phr.triage.demo import seed_hospitals
 
         seed_hospitals(session)
+        from phr.analytics.demo import seed_population_pias
+
+        seed_population_pias(session)
     creds: dict[str, Any] = {
         "clients": clients,
         "token_endpoint": settings.base_url.rstrip("/") + "/oauth/token",

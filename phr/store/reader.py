@@ -9,7 +9,7 @@ see does not exist for them (404, or absent from search results and totals).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,6 +38,10 @@ class RecordRow:
     content: str
 
 
+# Largest list of ids put into one IN (...) (bind parameters are limited per statement).
+_IN_LIST_LIMIT = 1000
+
+
 @dataclass
 class SearchResult:
     matches: list[Resource]
@@ -52,6 +56,7 @@ class RecordReader:
         self.purpose = purpose
         self._access: ColumnElement[bool] = engine.access_clause(actor, purpose, session)
         self._basis = engine.basis(actor, purpose)
+        self.exported_residents = 0
 
     # -- single resources ------------------------------------------------------------------
 
@@ -304,6 +309,86 @@ class RecordReader:
             ]
         )
         return rows
+
+    # -- bulk export ------------------------------------------------------------------------
+
+    def export(
+        self,
+        *,
+        types: Sequence[str] | None,
+        since: datetime | None = None,
+        residents: Collection[str] | None = None,
+        shared: bool = True,
+        batch: int = 2000,
+        detail: str = "",
+    ) -> Iterator[tuple[str, str | None, str]]:
+        """Every visible live resource of ``types`` (None: every type) as
+        ``(type, resident, JSON text)``.
+
+        Paged by primary key (no offset, no sort of the whole set), only the columns a file
+        needs, so memory is bounded by ``batch`` whatever the population. ``residents``
+        limits it to those residents (a Group); ``shared=False`` leaves out reference data
+        without a resident. When the stream ends, each resident whose data left is logged
+        once (one access per resident, with the number of resources).
+        """
+        conds: list[ColumnElement[bool]] = [Resource.deleted.is_(False), self._access]
+        if types:
+            conds.append(Resource.resource_type.in_(list(types)))
+        if since:
+            conds.append(Resource.last_updated >= since)
+        if not shared:
+            conds.append(Resource.resident_id.is_not(None))
+        wanted: set[str] | None = None
+        if residents is not None:
+            if len(residents) <= _IN_LIST_LIMIT:
+                conds.append(Resource.resident_id.in_(list(residents)))
+            else:  # too many for one IN list: filtered here, memory is the id set
+                wanted = set(residents)
+        columns = (Resource.pk, Resource.resource_type, Resource.resident_id, Resource.content)
+        counts: dict[str, int] = defaultdict(int)
+        last = 0
+        while True:
+            rows = self.session.execute(
+                select(*columns)
+                .where(*conds, Resource.pk > last)
+                .order_by(Resource.pk)
+                .limit(batch)
+            ).all()
+            if not rows:
+                break
+            last = rows[-1][0]
+            for _, rtype, resident, content in rows:
+                if resident is not None:
+                    if wanted is not None and resident not in wanted:
+                        continue
+                    counts[resident] += 1
+                yield rtype, resident, content
+        self.exported_residents = len(counts)
+        self._log_export(counts, detail)
+
+    def _log_export(self, counts: dict[str, int], detail: str) -> None:
+        residents = sorted(counts)
+        if not residents:
+            self._record([audit.Access("export", "permit", count=0, detail=detail)])
+            return
+        for i in range(0, len(residents), _IN_LIST_LIMIT):
+            chunk = residents[i : i + _IN_LIST_LIMIT]
+            refs = engine.consent_refs(self.session, self.actor, self.purpose, chunk)
+            self._record(
+                [
+                    audit.Access(
+                        "export",
+                        "permit",
+                        "Patient",
+                        r,
+                        r,
+                        count=counts[r],
+                        detail=detail,
+                        consent_ref=refs.get(r, self._basis),
+                    )
+                    for r in chunk
+                ]
+            )
 
     def resident_exists(self, resident_id: str) -> bool:
         """Is the Patient visible to this actor (without logging a read of content)."""

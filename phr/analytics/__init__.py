@@ -1,0 +1,1 @@
+"""Municipal analytics: population indicators from consented records, aggregates only."""

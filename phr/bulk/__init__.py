@@ -1,0 +1,1 @@
+"""FHIR Bulk Data export (``$export``): kick-off, background jobs, status, NDJSON files."""

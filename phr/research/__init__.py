@@ -1,0 +1,1 @@
+"""Pseudonymised research extracts (仮名加工情報) of residents who consented to research."""
