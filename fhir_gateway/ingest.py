@@ -397,6 +397,13 @@ def upsert_person(
     """
     resolution = identity.resolve(session, identity_)
     rid = resolution.resident_id
+    existing = _existing_sources(session, organization_id, [("Patient", source_key)])
+    prev = existing.get(("Patient", source_key))
+    if prev is not None and prev[1] != rid:
+        # The source re-used this key for someone the master patient index tells apart
+        # (e.g. the same urn:uuid in two bundles): keep both people as the source's own.
+        source_key = f"{source_key}#{rid}"
+        existing = _existing_sources(session, organization_id, [("Patient", source_key)])
     golden = session.execute(
         select(Resource.content).where(Resource.resource_type == "Patient", Resource.id == rid)
     ).scalar_one_or_none()
@@ -423,7 +430,7 @@ def upsert_person(
         records=records,
         import_id=import_id,
         ids={0: rid},
-        existing=_existing_sources(session, organization_id, [("Patient", source_key)]),
+        existing=existing,
         provenance=provenance,
     )
     resolution.patient_outcome = result.outcomes[0]
