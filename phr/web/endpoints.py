@@ -231,6 +231,7 @@ def medicines(request: Request, session: SessionDep) -> Response:
         current=current,
         past=past,
         duplicates=duplicates,
+        review=service.medication_review(session, rid, lang),
     )
 
 

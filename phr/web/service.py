@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose
 from fhir_gateway.sources import codes
+from phr.errors import PHRError
 from phr.store.indexer import utcnow
 from phr.store.models import Resource
 from phr.store.reader import RecordReader
@@ -71,6 +72,19 @@ def resident_actor(resident_id: str) -> Actor:
         client_id="resident-web",
         scopes=frozenset({"patient/*.rs"}),
     )
+
+
+def medication_review(session: Session, resident_id: str, lang: str) -> dict[str, Any] | None:
+    """The polypharmacy service's findings in plain words (``phr.polypharmacy``), read by
+    that service for the resident under its own PIA; None when it cannot run."""
+    from phr.polypharmacy import service as polypharmacy
+
+    try:
+        return polypharmacy.resident_view(
+            session, resident_actor(resident_id), resident_id, lang=lang
+        )
+    except PHRError:  # e.g. the service's PIA is not approved: it reads nothing
+        return None
 
 
 def reader_for(session: Session, resident_id: str) -> RecordReader:
