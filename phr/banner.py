@@ -18,6 +18,8 @@ def main() -> None:
     print()
     print("Tsukuba PHR is starting")
     print(f"  home page              {base}/")
+    print(f"  resident web app       {base}/me/signin  (demo mode: pick a demo card)")
+    print(f"  paramedic tablet       {base}/ems  (staff sign-in; see below)")
     print(f"  FHIR API               {base}/fhir  (CapabilityStatement: {base}/fhir/metadata)")
     print(f"  API docs (OpenAPI)     {base}/docs")
     print(f"  SMART configuration    {base}/.well-known/smart-configuration")
@@ -30,6 +32,16 @@ def main() -> None:
                 f"  {c['kind']:<14} {c['organization']:<28} client_id={c['client_id']}  "
                 f"client_secret={c['client_secret']}"
             )
+        examples = creds.get("example_patients", [])[:3]
+        if examples:
+            print("\nResidents worth signing in as (demo cards on the sign-in page):")
+            for p in examples:
+                print(f"  {p['name']}  born {p['birth_date']}")
+        print(
+            "\nA paramedic for the tablet (prints a password and a TOTP secret for any"
+            " authenticator app):\n"
+            "  .venv/bin/phr staff add tsukuba-fire medic1 --role paramedic --name 'Demo Medic'"
+        )
         first = creds.get("clients", [{}])[0]
         if first:
             print("\nTry it:")
