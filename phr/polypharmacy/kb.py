@@ -72,6 +72,9 @@ class ElderlyRule(Advice):
 class RenalRule(Advice):
     ref: tuple[str, ...]
     egfr_below: float
+    # The highest daily dose (mg) in this kidney-function band, where the source gives
+    # one: a record within it raises nothing, one above it is the finding.
+    max_daily_mg: float | None = None
 
 
 @dataclass
@@ -184,7 +187,12 @@ def knowledge_base() -> KnowledgeBase:
     ]
     renal = sorted(
         (
-            RenalRule(**_advice(r), ref=_refs(r["ref"]), egfr_below=float(r["egfr_below"]))
+            RenalRule(
+                **_advice(r),
+                ref=_refs(r["ref"]),
+                egfr_below=float(r["egfr_below"]),
+                max_daily_mg=float(r["max_daily_mg"]) if r["max_daily_mg"] else None,
+            )
             for r in _rows("renal.csv")
         ),
         key=lambda r: r.egfr_below,

@@ -27,6 +27,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from phr.polypharmacy import dose
 from phr.polypharmacy.kb import KnowledgeBase
 from phr.polypharmacy.master import RXNORM, YJ, components, match_english
 
@@ -64,6 +65,7 @@ class ProductInfo:
     category: str
     form: str
     brand: str
+    strength: str = ""  # 規格, e.g. "500mg1錠" (the dose checks read one unit's strength)
 
 
 @dataclass
@@ -83,6 +85,8 @@ class SourceRecord:
     code: str | None
     display: str
     days: int | None
+    # Daily dose in mg when the record says enough (phr.polypharmacy.dose), else None.
+    daily_mg: float | None = None
 
     def reference(self) -> str:
         return f"{self.resource_type}/{self.id}"
@@ -130,6 +134,14 @@ class Medicine:
     @property
     def pharmacies(self) -> list[str]:
         return sorted({s.pharmacy for s in self.active_sources if s.pharmacy})
+
+    @property
+    def daily_mg(self) -> float | None:
+        """The highest daily dose among the records still running (a prescription and its
+        dispensing describe one therapy, so doses are not added up; a second running
+        prescription of the same ingredient is the duplicate check's finding)."""
+        doses = [s.daily_mg for s in self.sources if s.running and s.daily_mg is not None]
+        return max(doses) if doses else None
 
     @property
     def latest(self) -> SourceRecord:
@@ -287,6 +299,10 @@ def reconcile(
         if product is not None:
             ings = components(product.ingredient)
             how, category, route = "yj", product.category, product.route
+            if len(ings) == 1:
+                rec.daily_mg = dose.daily_mg(
+                    body, dose.unit_strength_mg(product.strength), product_form=product.form
+                )
         else:
             ings = ()
             if rec.system == RXNORM or rec.system is None or rec.system != YJ:
@@ -294,6 +310,9 @@ def reconcile(
                 ings = match_english(" ".join(names))
             how = "rxnorm" if ings else "unrecognised"
             category = route = None
+            if len(ings) == 1:
+                unit_mg = dose.unit_strength_mg(display=rec.display)
+                rec.daily_mg = dose.daily_mg(body, unit_mg)
         if ings:
             key = "・".join(sorted(ings))
             name = "・".join(ings)

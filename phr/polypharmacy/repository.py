@@ -42,8 +42,8 @@ def update_products(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         session.execute(update(DrugProduct), list(rows[i : i + 2000]))
 
 
-def product_rows(session: Session) -> list[tuple[str, str, str, str, str, str, str]]:
-    """Every product as (code, name, ingredient, route, category, form, brand)."""
+def product_rows(session: Session) -> list[tuple[str, str, str, str, str, str, str, str]]:
+    """Every product as (code, name, ingredient, route, category, form, brand, strength)."""
     return [
         tuple(r)  # type: ignore[misc]
         for r in session.execute(
@@ -55,6 +55,7 @@ def product_rows(session: Session) -> list[tuple[str, str, str, str, str, str, s
                 DrugProduct.category,
                 DrugProduct.form,
                 DrugProduct.brand,
+                DrugProduct.strength,
             )
         )
     ]

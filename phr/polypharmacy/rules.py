@@ -14,7 +14,8 @@ interaction         DRG        drug interaction alert
 polypharmacy        DACT       drug action detected issue (cumulative drug burden)
 anticholinergic     DACT       cumulative anticholinergic action
 older-adult         AGE        age alert (potentially inappropriate at this age)
-kidney              DOSECOND   dosage-condition alert (reduced kidney function)
+kidney              DOSECOND   dosage-condition alert (reduced kidney function; the
+                               daily dose against the band's limit where one is known)
 ==================  =========  ===================================================
 """
 
@@ -409,7 +410,19 @@ def _kidney(
         rule = next((r for r in kb.renal if egfr < r.egfr_below and _matches(m, r.ref)), None)
         if rule is None:
             continue
+        daily = m.daily_mg
+        limit = rule.max_daily_mg
+        if limit is not None and daily is not None and daily <= limit:
+            continue  # the dose already fits this kidney-function band
         source = rule.source if kidney.how == "measured" else f"{rule.source}; {SOURCE_JSN}"
+        dose_ja = dose_en = ""
+        if limit is not None:
+            if daily is not None:
+                dose_ja = f"現在の1日量 {daily:g} mg は上限の目安 {limit:g} mg を超えています。"
+                dose_en = f"The current daily dose {daily:g} mg is above the {limit:g} mg limit."
+            else:
+                dose_ja = f"1日量の記録がありません（上限の目安 {limit:g} mg）。"
+                dose_en = f"The daily dose is not recorded (the limit is {limit:g} mg)."
         out.append(
             Finding(
                 rule="kidney",
@@ -419,9 +432,12 @@ def _kidney(
                 medicines=[m],
                 title_ja=f"腎機能に注意: {m.name}（eGFR {egfr:.0f}）",
                 title_en=f"Kidney function: {m.name} (eGFR {egfr:.0f})",
-                reason_ja=f"{how_ja} {egfr:.1f}（{kidney.date or '日付不明'}）。{rule.reason_ja}",
+                reason_ja=(
+                    f"{how_ja} {egfr:.1f}（{kidney.date or '日付不明'}）。{rule.reason_ja}{dose_ja}"
+                ),
                 reason_en=(
                     f"{how_en} {egfr:.1f} ({kidney.date or 'date unknown'}). {rule.reason_en}"
+                    + (f" {dose_en}" if dose_en else "")
                 ),
                 action_ja=rule.action_ja,
                 action_en=rule.action_en,
@@ -438,6 +454,8 @@ def _kidney(
                     "egfr": round(egfr, 1),
                     "egfr_how": kidney.how,
                     "threshold": rule.egfr_below,
+                    "daily_mg": daily,
+                    "max_daily_mg": limit,
                 },
             )
         )

@@ -197,7 +197,7 @@ def products_for(session: Session, bodies: Iterable[Mapping[str, Any]]) -> dict[
             _PRODUCT_CACHE.clear()
         for code, p in repository.products_by_codes(session, missing).items():
             _PRODUCT_CACHE[code] = ProductInfo(
-                p.code, p.name, p.ingredient, p.route, p.category, p.form, p.brand
+                p.code, p.name, p.ingredient, p.route, p.category, p.form, p.brand, p.strength
             )
     return {c: _PRODUCT_CACHE[c] for c in codes if c in _PRODUCT_CACHE}
 

@@ -50,25 +50,50 @@ def catalogue() -> dict[str, ProductInfo]:
                     p["category"],
                     p["form"],
                     p["brand"],
+                    p["strength"],
                 )
     return out
 
 
-def product(ingredient: str, route: str = "内用薬") -> ProductInfo:
-    """The first (lowest code) product of this ingredient on the real list."""
+def product(ingredient: str, route: str = "内用薬", strength: str | None = None) -> ProductInfo:
+    """The first (lowest code) product of this ingredient (and 規格) on the real list."""
     matches = sorted(
-        (p for p in catalogue().values() if p.ingredient == ingredient and p.route == route),
+        (
+            p
+            for p in catalogue().values()
+            if p.ingredient == ingredient
+            and p.route == route
+            and (strength is None or p.strength == strength)
+        ),
         key=lambda p: p.code,
     )
-    assert matches, f"{ingredient} is not on the list"
+    assert matches, f"{ingredient} {strength or ''} is not on the list"
     return matches[0]
 
 
+def sig(units: float, per_day: int, unit: str = "錠") -> list[dict[str, Any]]:
+    """A dosage instruction as Japanese prescriptions state it: 1回 N 錠 1日 n 回."""
+    return [
+        {
+            "text": f"1回{units:g}{unit} 1日{per_day}回",
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": units, "unit": unit}}],
+        }
+    ]
+
+
 def request(
-    ingredient: str, prescriber: str, *, days: int = 28, ago: int = 5, status: str = "active"
+    ingredient: str,
+    prescriber: str,
+    *,
+    days: int = 28,
+    ago: int = 5,
+    status: str = "active",
+    strength: str | None = None,
+    dosage: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    p = product(ingredient)
-    return {
+    p = product(ingredient, strength=strength)
+    body: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "id": f"mr{next(_ids)}",
         "status": status,
@@ -89,6 +114,9 @@ def request(
             }
         },
     }
+    if dosage is not None:
+        body["dosageInstruction"] = dosage
+    return body
 
 
 def dispense(

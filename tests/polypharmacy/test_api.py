@@ -197,7 +197,13 @@ class TestKidney:
         result = service.review(session, Actor.system("test"), patient)
         (kidney,) = [f for f in result.findings if f.rule == "kidney"]
         # JSN: 194 × 2.0^-1.094 × 83^-0.287 × 0.739 = 18.9 (age at the test, 2024-05-01)
-        assert kidney.facts == {"egfr": 18.9, "egfr_how": "computed", "threshold": 30.0}
+        assert kidney.facts == {
+            "egfr": 18.9,
+            "egfr_how": "computed",
+            "threshold": 30.0,
+            "daily_mg": None,
+            "max_daily_mg": None,
+        }
         assert (kidney.code, kidney.severity) == ("DOSECOND", "high")
         assert "日本腎臓学会" in kidney.source
 

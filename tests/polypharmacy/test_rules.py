@@ -9,7 +9,7 @@ import pytest
 from phr.polypharmacy.kb import knowledge_base
 from phr.polypharmacy.reconcile import reconcile
 from phr.polypharmacy.rules import Finding, KidneyFunction, Patient, jsn_egfr, run_checks
-from tests.polypharmacy.helpers import TODAY, dispense, products_of, request, statement
+from tests.polypharmacy.helpers import TODAY, dispense, products_of, request, sig, statement
 
 
 def check(
@@ -170,6 +170,48 @@ class TestKidney:
 
     def test_metformin_at_egfr_60_is_fine(self) -> None:
         assert only(check([request("メトホルミン塩酸塩", "A")], egfr=60), "kidney") == []
+
+    # Dose limits by band (メトグルコ package insert): 45 <= eGFR < 60 up to 1,500 mg a day,
+    # 30 <= eGFR < 45 up to 750 mg; below 30 contraindicated whatever the dose.
+    def test_metformin_1500_mg_a_day_at_egfr_38_is_above_the_750_mg_limit(self) -> None:
+        mr = request("メトホルミン塩酸塩", "A", strength="500mg1錠", dosage=sig(1, 3))
+        (f,) = only(check([mr], egfr=38), "kidney")
+        assert (f.rule_id, f.severity) == ("metformin-45", "moderate")
+        assert (f.facts["daily_mg"], f.facts["max_daily_mg"]) == (1500, 750)
+        assert "1500 mg" in f.reason_en and "750 mg" in f.reason_en
+
+    def test_metformin_750_mg_a_day_at_egfr_38_fits_its_band(self) -> None:
+        mr = request("メトホルミン塩酸塩", "A", strength="250mg1錠", dosage=sig(1, 3))
+        assert only(check([mr], egfr=38), "kidney") == []
+
+    def test_metformin_1500_mg_at_egfr_50_fits_but_2250_mg_does_not(self) -> None:
+        fits = request("メトホルミン塩酸塩", "A", strength="500mg1錠", dosage=sig(1, 3))
+        assert only(check([fits], egfr=50), "kidney") == []
+        above = request("メトホルミン塩酸塩", "A", strength="250mg1錠", dosage=sig(3, 3))
+        (f,) = only(check([above], egfr=50), "kidney")
+        assert (f.rule_id, f.facts["daily_mg"]) == ("metformin-60", 2250)
+
+    def test_a_low_dose_does_not_lift_a_contraindication(self) -> None:
+        mr = request("メトホルミン塩酸塩", "A", strength="250mg1錠", dosage=sig(1, 1))
+        (f,) = only(check([mr], egfr=25), "kidney")
+        assert (f.rule_id, f.severity) == ("metformin-30", "high")
+
+    def test_an_unrecorded_dose_is_reported_with_the_limit(self) -> None:
+        (f,) = only(check([request("メトホルミン塩酸塩", "A")], egfr=38), "kidney")
+        assert f.facts["daily_mg"] is None and f.facts["max_daily_mg"] == 750
+        assert "not recorded" in f.reason_en
+
+    def test_pregabalin_bands(self) -> None:
+        # リリカ: Ccr 30-60 up to 300 mg a day; 15-30 up to 150 mg; below 15 up to 75 mg
+        mr = request("プレガバリン", "A", strength="75mg1カプセル", dosage=sig(1, 2, "カプセル"))
+        assert only(check([mr], egfr=45), "kidney") == []  # 150 mg <= 300
+        assert only(check([mr], egfr=20), "kidney") == []  # 150 mg <= 150
+        (f,) = only(check([mr], egfr=10), "kidney")  # 150 mg > 75
+        assert (f.rule_id, f.facts["daily_mg"], f.facts["max_daily_mg"]) == (
+            "pregabalin-15",
+            150,
+            75,
+        )
 
     def test_jsn_equation(self) -> None:
         # 194 × 1.0^-1.094 × 60^-0.287 = 59.9 (male); × 0.739 = 44.3 (female)
