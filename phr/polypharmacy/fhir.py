@@ -36,6 +36,16 @@ def _url(ref: str) -> str:
     return f"{render.fhir_base()}/{ref}"
 
 
+def _evidence(f: Finding) -> list[dict[str, Any]]:
+    """The source of the rule, and the record that triggered it where there is one (the
+    condition of a drug–disease finding, the eGFR or creatinine of a kidney finding)."""
+    out: list[dict[str, Any]] = [{"display": f.source[:1000]}]
+    condition = f.facts.get("condition")
+    if isinstance(condition, str) and condition.startswith("Condition/"):
+        out.append({"reference": condition, "display": str(f.facts.get("condition_code"))})
+    return out
+
+
 def detected_issue(r: Review, f: Finding) -> dict[str, Any]:
     refs = [s for m in f.medicines for s in m.active_sources]
     body: dict[str, Any] = {
@@ -60,7 +70,7 @@ def detected_issue(r: Review, f: Finding) -> dict[str, Any]:
             for s in m.active_sources
         ][:100],
         "detail": f"{f.reason_ja}\n{f.reason_en}",
-        "evidence": [{"detail": [{"display": f.source[:1000]}]}],
+        "evidence": [{"detail": _evidence(f)}],
         "mitigation": [
             {"action": {"text": f"{f.action_ja} / {f.action_en}"}, "date": iso_instant(r.at)}
         ],

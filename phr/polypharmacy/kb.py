@@ -3,7 +3,10 @@
 Drug classes are matched to Japanese products by ingredient (成分名, each component of a
 combination product) and, for a few classes, by the YJ therapeutic category (薬効分類,
 the first four digits of the code). References in the rule files are ``class:<id>`` or
-``ing:<成分名>``; several alternatives are joined with ``|``.
+``ing:<成分名>`` (and, in ``disease.csv``, ``acb:<n>`` for an anticholinergic burden score of
+at least n); several alternatives are joined with ``|``. Conditions in ``disease.csv`` are
+``icd10:<code>`` (the code and every code under it: I50 covers I50.0-I50.9) or
+``sct:<SNOMED CT code>``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ __all__ = [
     "KB_DIR",
     "Advice",
     "ClassDef",
+    "DiseaseRule",
     "ElderlyRule",
     "InteractionRule",
     "KnowledgeBase",
@@ -77,6 +81,38 @@ class RenalRule(Advice):
     max_daily_mg: float | None = None
 
 
+@dataclass(frozen=True)
+class DiseaseRule(Advice):
+    """AGS Beers 2023 Table 3: a medicine to avoid in an older adult with this condition."""
+
+    conditions: tuple[str, ...]  # icd10:<prefix> | sct:<code>
+    history: bool  # a past condition counts too (history of fractures, of ulcers)
+    ref: tuple[str, ...]
+    except_ref: tuple[str, ...]
+    min_age: int
+    condition_ja: str
+    condition_en: str
+
+
+ICD10_SYSTEMS = ("icd-10", "icd10")  # substrings of the system URI or OID name
+SNOMED = "http://snomed.info/sct"
+
+
+def condition_tokens(conditions: Iterable[str]) -> set[str]:
+    """Every code a condition reference stands for, as stored in the token index (ICD-10
+    codes with and without the dot: I50 → I50, I50.0 … I50.9, I500 … I509)."""
+    out: set[str] = set()
+    for c in conditions:
+        kind, _, code = c.partition(":")
+        if kind == "sct":
+            out.add(code)
+        elif kind == "icd10":
+            out.add(code)
+            if len(code) == 3:
+                out |= {f"{code}.{d}" for d in range(10)} | {f"{code}{d}" for d in range(10)}
+    return out
+
+
 @dataclass
 class KnowledgeBase:
     version: str
@@ -88,6 +124,7 @@ class KnowledgeBase:
     interactions: list[InteractionRule]
     elderly: list[ElderlyRule]
     renal: list[RenalRule]
+    disease: list[DiseaseRule]
     english: dict[str, str]  # English ingredient name (lower case) -> 成分名
     english_sources: dict[str, str] = field(default_factory=dict)
 
@@ -111,9 +148,14 @@ class KnowledgeBase:
             + [r.b for r in self.interactions]
             + [r.ref for r in self.elderly]
             + [r.ref for r in self.renal]
+            + [r.ref + r.except_ref for r in self.disease]
         ):
             names |= {x[4:] for x in refs if x.startswith("ing:")}
         return names
+
+    def disease_codes(self) -> tuple[str, ...]:
+        """The condition codes any drug–disease rule looks for (for the token index)."""
+        return tuple(sorted(condition_tokens(c for r in self.disease for c in r.conditions)))
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -125,11 +167,11 @@ def _rows(name: str) -> list[dict[str, str]]:
     return rows
 
 
-def _refs(text: str) -> tuple[str, ...]:
+def _refs(text: str, kinds: tuple[str, ...] = ("class:", "ing:")) -> tuple[str, ...]:
     refs = tuple(x.strip() for x in text.split("|") if x.strip())
     for r in refs:
-        if not (r.startswith("class:") or r.startswith("ing:")):
-            raise ValueError(f"reference {r!r} must start with class: or ing:")
+        if not r.startswith(kinds):
+            raise ValueError(f"reference {r!r} must start with one of {', '.join(kinds)}")
     return refs
 
 
@@ -145,6 +187,7 @@ FILES = (
     "interactions.csv",
     "elderly.csv",
     "renal.csv",
+    "disease.csv",
     "rxnorm_ingredients.csv",
 )
 
@@ -197,8 +240,21 @@ def knowledge_base() -> KnowledgeBase:
         ),
         key=lambda r: r.egfr_below,
     )
+    disease = [
+        DiseaseRule(
+            **_advice(r),
+            conditions=_refs(r["conditions"], ("icd10:", "sct:")),
+            history=r["history"] == "yes",
+            ref=_refs(r["ref"], ("class:", "ing:", "acb:")),
+            except_ref=_refs(r["except"]),
+            min_age=int(r["min_age"]),
+            condition_ja=r["condition_ja"],
+            condition_en=r["condition_en"],
+        )
+        for r in _rows("disease.csv")
+    ]
     english_rows = _rows("rxnorm_ingredients.csv")
-    for rule in interactions + elderly + renal:  # type: ignore[operator]
+    for rule in interactions + elderly + renal + disease:  # type: ignore[operator]
         refs = rule.a + rule.b if isinstance(rule, InteractionRule) else rule.ref
         for ref in refs:
             if ref.startswith("class:") and ref[6:] not in classes:
@@ -213,6 +269,7 @@ def knowledge_base() -> KnowledgeBase:
         interactions=interactions,
         elderly=elderly,
         renal=renal,
+        disease=disease,
         english={r["ingredient_en"].lower(): r["ingredient_ja"] for r in english_rows},
         english_sources={r["ingredient_en"].lower(): r["source"] for r in english_rows},
     )

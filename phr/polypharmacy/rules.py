@@ -14,6 +14,8 @@ interaction         DRG        drug interaction alert
 polypharmacy        DACT       drug action detected issue (cumulative drug burden)
 anticholinergic     DACT       cumulative anticholinergic action
 older-adult         AGE        age alert (potentially inappropriate at this age)
+drug-disease        COND       condition alert (AGS Beers 2023 Table 3: avoid with
+                               this condition in older adults)
 kidney              DOSECOND   dosage-condition alert (reduced kidney function; the
                                daily dose against the band's limit where one is known)
 ==================  =========  ===================================================
@@ -34,10 +36,12 @@ __all__ = [
     "ACTCODE_DISPLAY",
     "FALLS_THRESHOLD",
     "POLYPHARMACY_THRESHOLD",
+    "ConditionFact",
     "Finding",
     "KidneyFunction",
     "Patient",
     "jsn_egfr",
+    "named_by",
     "run_checks",
 ]
 
@@ -54,6 +58,7 @@ ACTCODE_DISPLAY = {
     "DRG": "Drug Interaction Alert",
     "DACT": "drug action detected issue",
     "AGE": "Age Alert",
+    "COND": "Condition Alert",
     "DOSECOND": "dosage-condition alert",
 }
 SEVERITY_ORDER = {"high": 0, "moderate": 1, "low": 2}
@@ -82,11 +87,36 @@ class KidneyFunction:
 
 
 @dataclass(frozen=True)
+class ConditionFact:
+    """One of the resident's conditions, as the drug–disease rules need it."""
+
+    system: str  # icd10 | sct
+    code: str
+    active: bool  # clinically active (else resolved, inactive or in remission: history)
+    date: str | None
+    reference: str  # Condition/<id>
+    display: str
+
+    def matches(self, refs: Sequence[str]) -> bool:
+        for ref in refs:
+            kind, _, code = ref.partition(":")
+            if kind != self.system:
+                continue
+            if kind == "sct" and self.code == code:
+                return True
+            # ICD-10 by category: I50 covers I50, I50.9 and I509
+            if kind == "icd10" and self.code.replace(".", "").startswith(code.replace(".", "")):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
 class Patient:
     id: str
     age: int | None
     sex: str | None  # male | female | other | unknown
     kidney: KidneyFunction | None
+    conditions: tuple[ConditionFact, ...] = ()
 
 
 @dataclass
@@ -353,6 +383,66 @@ def _older_adult(meds: Sequence[Medicine], kb: KnowledgeBase, age: int | None) -
     return out
 
 
+def named_by(m: Medicine, kb: KnowledgeBase, refs: Sequence[str]) -> bool:
+    """Is the medicine one of ``refs`` (class, ingredient, or ``acb:n`` burden score)?"""
+    for ref in refs:
+        if ref.startswith("acb:"):
+            if any(kb.acb.get(i, 0) >= int(ref[4:]) for i in m.ingredients):
+                return True
+        elif ref in m.refs:
+            return True
+    return False
+
+
+def _drug_disease(meds: Sequence[Medicine], kb: KnowledgeBase, patient: Patient) -> list[Finding]:
+    """AGS Beers 2023 Table 3: medicines that worsen a condition the resident has."""
+    if patient.age is None or not patient.conditions:
+        return []
+    out = []
+    for rule in kb.disease:
+        if patient.age < rule.min_age:
+            continue
+        facts = [
+            c
+            for c in patient.conditions
+            if (c.active or rule.history) and c.matches(rule.conditions)
+        ]
+        if not facts:
+            continue
+        condition = max(facts, key=lambda c: c.date or "")
+        for m in meds:
+            if _matches(m, rule.except_ref) or not named_by(m, kb, rule.ref):
+                continue
+            out.append(
+                Finding(
+                    rule="drug-disease",
+                    rule_id=rule.id,
+                    code="COND",
+                    severity=rule.severity,
+                    medicines=[m],
+                    title_ja=f"{rule.condition_ja}に注意が必要な薬: {m.name}",
+                    title_en=f"Avoid with {rule.condition_en}: {m.name}",
+                    reason_ja=f"{condition.display or rule.condition_ja}"
+                    f"（{condition.date or '日付不明'}）。{rule.reason_ja}",
+                    reason_en=f"{condition.display or rule.condition_en} "
+                    f"({condition.date or 'date unknown'}). {rule.reason_en}",
+                    action_ja=rule.action_ja,
+                    action_en=rule.action_en,
+                    source=rule.source,
+                    plain_ja=f"{rule.condition_ja}のある方では、{m.name} が病気を悪くすることが"
+                    f"あります。{_DONT_STOP_JA}",
+                    plain_en=f"With {rule.condition_en}, {m.name} can make it worse. "
+                    f"{_DONT_STOP_EN}",
+                    facts={
+                        "age": patient.age,
+                        "condition": condition.reference,
+                        "condition_code": f"{condition.system}:{condition.code}",
+                    },
+                )
+            )
+    return out
+
+
 def _anticholinergic(meds: Sequence[Medicine], kb: KnowledgeBase) -> list[Finding]:
     scored = []
     for m in meds:
@@ -471,6 +561,7 @@ def run_checks(meds: Sequence[Medicine], patient: Patient, kb: KnowledgeBase) ->
         + _interactions(current, kb)
         + _count(current)
         + _older_adult(current, kb, patient.age)
+        + _drug_disease(current, kb, patient)
         + _anticholinergic(current, kb)
         + _kidney(current, kb, patient.kidney)
     )

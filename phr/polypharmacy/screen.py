@@ -3,13 +3,13 @@
 Runs as the platform's polypharmacy service (``Actor.system`` with service
 ``polypharmacy``: nothing is read unless its privacy impact assessment is approved) under
 purpose MEDREVIEW. It walks the roster of resident keys 500 at a time (keys only); each
-page's Patients and medicine records, and its eGFR and creatinine results (from the token
-index), are read with two batched, consent-checked reader queries (access-log entries per
-resident). Reading and writing stay in this process and its one transaction; the
-checks (pure computation on plain rows) can run in worker processes (``workers``), while
-the next page is read. Findings go to the municipal worklist. The report is a CSV (one row
-per finding: the resident id, rule, code, severity, medicines, prescribers — no names) and
-a JSON summary.
+page's Patients and medicine records, its eGFR and creatinine results and the conditions
+the drug–disease rules look for (both from the token index), are read with three batched,
+consent-checked reader queries (access-log entries per resident). Reading and writing stay
+in this process and its one transaction; the checks (pure computation on plain rows) can
+run in worker processes (``workers``), while the next page is read. Findings go to the
+municipal worklist. The report is a CSV (one row per finding: the resident id, rule, code,
+severity, medicines, prescribers — no names) and a JSON summary.
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def _check(jobs: Sequence[Job], now: datetime) -> list[ResidentResult]:
 def _pages(session: Session, reader: RecordReader) -> Iterator[list[Job]]:
     """Residents and their records, a page at a time, read under consent."""
     last = ""
+    disease_codes = knowledge_base().disease_codes()
     while True:
         ids = repository.resident_keys(session, after=last, limit=PAGE)
         if not ids:
@@ -176,6 +177,11 @@ def _pages(session: Session, reader: RecordReader) -> Iterator[list[Job]]:
         # eGFR and creatinine only, from the token index: cheap enough to read for everyone
         for row in reader.compartments(
             ids, types=["Observation"], action="medication-review", codes=service.KIDNEY_CODES
+        ):
+            rows[row.resident_id or ""].append(row)
+        # the conditions the drug–disease rules look for, likewise
+        for row in reader.compartments(
+            ids, types=["Condition"], action="medication-review", codes=disease_codes
         ):
             rows[row.resident_id or ""].append(row)
         yield [

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from consent.actors import Actor, Purpose, scope_allows
 from phr.errors import Forbidden, InvalidInput, NotFound
 from phr.polypharmacy import repository
-from phr.polypharmacy.kb import KnowledgeBase, knowledge_base
+from phr.polypharmacy.kb import ICD10_SYSTEMS, SNOMED, KnowledgeBase, knowledge_base
 from phr.polypharmacy.master import YJ
 from phr.polypharmacy.models import FINDING_STATES, FindingState
 from phr.polypharmacy.reconcile import (
@@ -30,7 +30,15 @@ from phr.polypharmacy.reconcile import (
     medication_codes,
     reconcile,
 )
-from phr.polypharmacy.rules import Finding, KidneyFunction, Patient, jsn_egfr, run_checks
+from phr.polypharmacy.rules import (
+    ConditionFact,
+    Finding,
+    KidneyFunction,
+    Patient,
+    jsn_egfr,
+    named_by,
+    run_checks,
+)
 from phr.store import repository as store_repo
 from phr.store.indexer import iso_instant, utcnow
 from phr.store.reader import RecordReader, RecordRow
@@ -42,11 +50,14 @@ __all__ = [
     "act_on_finding",
     "all_products",
     "complete",
+    "condition_facts",
+    "condition_reader",
     "draft",
     "finding_json",
     "forget_products",
     "kidney_reader",
     "medicine_json",
+    "needs_conditions",
     "needs_kidney",
     "patient_context",
     "products_for",
@@ -134,11 +145,61 @@ def _obs_value(body: Mapping[str, Any]) -> tuple[float, str] | None:
         return None
 
 
+_NOT_A_CONDITION = {"entered-in-error", "refuted"}
+_ACTIVE = {"active", "recurrence", "relapse"}
+
+
+def _status(body: Mapping[str, Any], field: str) -> str:
+    cc = body.get(field)
+    if not isinstance(cc, Mapping):
+        return ""
+    return next((str(c.get("code")) for c in cc.get("coding") or [] if isinstance(c, Mapping)), "")
+
+
+def condition_facts(rows: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[ConditionFact, ...]:
+    """The resident's coded conditions (ICD-10, SNOMED CT): active, or past (history)."""
+    out = []
+    for cid, body in rows:
+        if _status(body, "verificationStatus") in _NOT_A_CONDITION:
+            continue
+        clinical = _status(body, "clinicalStatus")
+        active = clinical in _ACTIVE or (clinical == "" and not body.get("abatementDateTime"))
+        when = body.get("onsetDateTime") or body.get("recordedDate")
+        code = body.get("code")
+        if not isinstance(code, Mapping):
+            continue
+        for c in code.get("coding") or []:
+            if not isinstance(c, Mapping) or not c.get("code"):
+                continue
+            system = str(c.get("system") or "").lower()
+            kind = (
+                "sct"
+                if system == SNOMED
+                else "icd10"
+                if any(k in system for k in ICD10_SYSTEMS)
+                else None
+            )
+            if kind is None:
+                continue
+            out.append(
+                ConditionFact(
+                    kind,
+                    str(c["code"]).strip().upper() if kind == "icd10" else str(c["code"]),
+                    active,
+                    str(when)[:10] if isinstance(when, str) else None,
+                    f"Condition/{cid}",
+                    str(code.get("text") or c.get("display") or ""),
+                )
+            )
+    return tuple(out)
+
+
 def patient_context(
     patient_id: str,
     patient: Mapping[str, Any] | None,
     observations: Iterable[tuple[str, Mapping[str, Any]]],
     today: date,
+    conditions: Iterable[tuple[str, Mapping[str, Any]]] = (),
 ) -> Patient:
     """Age, sex and kidney function (latest eGFR, else eGFR from the latest creatinine)."""
     birth = _day((patient or {}).get("birthDate"))
@@ -175,7 +236,7 @@ def patient_context(
                 creat[0][:10] or None,
                 f"Observation/{creat[2]}",
             )
-    return Patient(patient_id, _age(birth, today), sex, kidney)
+    return Patient(patient_id, _age(birth, today), sex, kidney, condition_facts(conditions))
 
 
 # Products by code, remembered in this process: a product's ingredient, route and category
@@ -200,6 +261,12 @@ def products_for(session: Session, bodies: Iterable[Mapping[str, Any]]) -> dict[
                 p.code, p.name, p.ingredient, p.route, p.category, p.form, p.brand, p.strength
             )
     return {c: _PRODUCT_CACHE[c] for c in codes if c in _PRODUCT_CACHE}
+
+
+def needs_conditions(medicines: Sequence[Medicine], kb: KnowledgeBase) -> bool:
+    """Are the resident's conditions worth reading (a current medicine is named by a
+    drug–disease rule)?"""
+    return any(m.active and named_by(m, kb, rule.ref) for m in medicines for rule in kb.disease)
 
 
 def needs_kidney(medicines: Sequence[Medicine], kb: KnowledgeBase) -> bool:
@@ -237,6 +304,7 @@ class Draft:
     medicines: list[Medicine]
     rows: dict[tuple[str, str], RowLike]
     observation_rows: list[RowLike]
+    condition_rows: list[RowLike] = dataclasses.field(default_factory=list)
 
 
 def draft(
@@ -252,6 +320,7 @@ def draft(
     patient_body: dict[str, Any] | None = None
     meds: list[dict[str, Any]] = []
     observation_rows: list[RowLike] = []
+    condition_rows: list[RowLike] = []
     by_key: dict[tuple[str, str], RowLike] = {}
     for row in rows:
         if row.resource_type == "Patient":
@@ -260,6 +329,9 @@ def draft(
             continue
         if row.resource_type == "Observation":
             observation_rows.append(row)
+            continue
+        if row.resource_type == "Condition":
+            condition_rows.append(row)
             continue
         body = store_repo.load_json(row.content)
         body.setdefault("id", row.id)
@@ -270,18 +342,28 @@ def draft(
             raise ValueError("products or a session to look them up")
         products = products_for(session, meds)
     medicines = reconcile(meds, products, kb, today=today)
-    return Draft(patient_id, patient_row, patient_body, medicines, by_key, observation_rows)
+    return Draft(
+        patient_id, patient_row, patient_body, medicines, by_key, observation_rows, condition_rows
+    )
 
 
 def complete(
-    d: Draft, *, now: datetime, kb: KnowledgeBase, observation_rows: Iterable[RowLike] = ()
+    d: Draft,
+    *,
+    now: datetime,
+    kb: KnowledgeBase,
+    observation_rows: Iterable[RowLike] = (),
+    condition_rows: Iterable[RowLike] = (),
 ) -> Review:
     observations = [
         (row.id, store_repo.load_json(row.content))
         for row in [*d.observation_rows, *observation_rows]
         if any(h in row.content for h in _OBS_HINTS)
     ]
-    patient = patient_context(d.patient_id, d.patient_body, observations, as_of(now))
+    conditions = [
+        (row.id, store_repo.load_json(row.content)) for row in [*d.condition_rows, *condition_rows]
+    ]
+    patient = patient_context(d.patient_id, d.patient_body, observations, as_of(now), conditions)
     findings = run_checks(d.medicines, patient, kb)
     return Review(patient, d.patient_row, d.medicines, findings, d.rows, kb.version, now)
 
@@ -295,18 +377,24 @@ def review_from_rows(
     kb: KnowledgeBase | None = None,
     products: Mapping[str, ProductInfo] | None = None,
     kidney_rows: KidneyRows | None = None,
+    condition_rows: KidneyRows | None = None,
 ) -> Review:
     """The review of one resident from the rows the reader returned.
 
     Observations among ``rows`` are used for kidney function; ``kidney_rows`` is called
     (once, and only when a current medicine has a kidney limit) to read them otherwise.
+    Conditions likewise: ``condition_rows`` is called only when a current medicine is
+    named by a drug–disease rule.
     """
     kb = kb or knowledge_base()
     d = draft(session, patient_id, rows, today=as_of(now), kb=kb, products=products)
     extra: Iterable[RowLike] = ()
     if kidney_rows is not None and needs_kidney(d.medicines, kb):
         extra = kidney_rows()
-    return complete(d, now=now, kb=kb, observation_rows=extra)
+    conditions: Iterable[RowLike] = ()
+    if condition_rows is not None and needs_conditions(d.medicines, kb):
+        conditions = condition_rows()
+    return complete(d, now=now, kb=kb, observation_rows=extra, condition_rows=conditions)
 
 
 def kidney_reader(reader: RecordReader, patient_id: str) -> KidneyRows:
@@ -316,6 +404,20 @@ def kidney_reader(reader: RecordReader, patient_id: str) -> KidneyRows:
     def read() -> list[RecordRow]:
         return reader.compartments(
             [patient_id], types=["Observation"], action="medication-review", codes=KIDNEY_CODES
+        )
+
+    return read
+
+
+def condition_reader(reader: RecordReader, patient_id: str) -> KidneyRows:
+    """The resident's conditions that a drug–disease rule looks for (token index)."""
+
+    def read() -> list[RecordRow]:
+        return reader.compartments(
+            [patient_id],
+            types=["Condition"],
+            action="medication-review",
+            codes=knowledge_base().disease_codes(),
         )
 
     return read
@@ -337,12 +439,14 @@ def review(
     types = [t for t in REVIEW_TYPES if not scoped or scope_allows(actor.scopes, t, "r")]
     rows = list(reader.compartment(patient_id, types=types, action="medication-review"))
     kidney = not scoped or scope_allows(actor.scopes, "Observation", "r")
+    conditions = not scoped or scope_allows(actor.scopes, "Condition", "r")
     return review_from_rows(
         session,
         patient_id,
         rows,
         now=now or utcnow(),
         kidney_rows=kidney_reader(reader, patient_id) if kidney else None,
+        condition_rows=condition_reader(reader, patient_id) if conditions else None,
     )
 
 

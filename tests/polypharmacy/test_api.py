@@ -225,6 +225,65 @@ class TestKidney:
         assert "DOSECOND" not in r.text  # no Observation scope, no kidney values read
 
 
+def condition_entry(n: int, icd10: str, display: str) -> dict[str, Any]:
+    return {
+        "fullUrl": f"urn:uuid:44444444-4444-4444-8444-{n:012d}",
+        "resource": {
+            "resourceType": "Condition",
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+            "code": {
+                "coding": [
+                    {"system": "http://hl7.org/fhir/sid/icd-10", "code": icd10, "display": display}
+                ],
+                "text": display,
+            },
+            "subject": {"reference": PATIENT},
+            "onsetDateTime": "2023-06-01",
+        },
+        "request": {"method": "POST", "url": "Condition"},
+    }
+
+
+class TestDrugDisease:
+    def test_dementia_and_a_hypnotic_as_a_condition_alert_with_the_condition_as_evidence(
+        self, client: TestClient, session: Session, world: dict[str, Any], tmp_path: Path
+    ) -> None:
+        bundle = patient_bundle(
+            mrn="888",
+            family="筑波",
+            birth="1940-02-01",
+            gender="female",
+            extra=[
+                medication_request(4, "ゾルピデム酒石酸塩", "竹園内科"),
+                condition_entry(1, "F03", "認知症"),
+            ],
+        )
+        r = client.post("/fhir", json=bundle, headers=world["clinic"]["headers"])
+        assert r.status_code == 200, r.text
+        patient = r.json()["entry"][0]["response"]["location"].split("/")[1]
+        condition = r.json()["entry"][2]["response"]["location"].split("/_history")[0]
+        session.commit()
+        body = review(client, world["clinic"], patient).json()
+        Bundle.model_validate(body)
+        (issue,) = [
+            e["resource"]
+            for e in body["entry"]
+            if e["resource"]["resourceType"] == "DetectedIssue"
+            and e["resource"]["code"]["coding"][0]["code"] == "COND"
+        ]
+        assert issue["severity"] == "high" and "認知症" in issue["detail"]
+        assert issue["evidence"][0]["detail"][1]["reference"] == condition
+        report = screen(session, tmp_path, record=False)
+        assert report.by_rule["drug-disease"] == 1
+
+
 class TestWorklist:
     def test_the_pharmacist_acknowledges_then_resolves_a_finding(
         self, client: TestClient, session: Session, world: dict[str, Any]

@@ -9,16 +9,41 @@ import pytest
 from phr.polypharmacy.kb import knowledge_base
 from phr.polypharmacy.reconcile import reconcile
 from phr.polypharmacy.rules import Finding, KidneyFunction, Patient, jsn_egfr, run_checks
+from phr.polypharmacy.service import condition_facts
 from tests.polypharmacy.helpers import TODAY, dispense, products_of, request, sig, statement
 
 
 def check(
-    bodies: list[dict[str, Any]], *, age: int | None = 60, egfr: float | None = None
+    bodies: list[dict[str, Any]],
+    *,
+    age: int | None = 60,
+    egfr: float | None = None,
+    conditions: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> list[Finding]:
     kb = knowledge_base()
     meds = reconcile(bodies, products_of(bodies), kb, today=TODAY)
     kidney = KidneyFunction(egfr, "measured", "2026-11-01", "Observation/o1") if egfr else None
-    return run_checks(meds, Patient("p1", age, "female", kidney), kb)
+    facts = condition_facts((f"c{i}", c) for i, c in enumerate(conditions))
+    return run_checks(meds, Patient("p1", age, "female", kidney, facts), kb)
+
+
+def condition(
+    code: str, system: str = "http://hl7.org/fhir/sid/icd-10", status: str = "active", **more: Any
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": status,
+                }
+            ]
+        },
+        "code": {"coding": [{"system": system, "code": code}], "text": code},
+        "onsetDateTime": "2024-04-01",
+        **more,
+    }
 
 
 def only(findings: list[Finding], rule: str) -> list[Finding]:
@@ -217,6 +242,86 @@ class TestKidney:
         # 194 × 1.0^-1.094 × 60^-0.287 = 59.9 (male); × 0.739 = 44.3 (female)
         assert jsn_egfr(1.0, 60, female=False) == pytest.approx(59.9, abs=0.1)
         assert jsn_egfr(1.0, 60, female=True) == pytest.approx(44.3, abs=0.1)
+
+
+class TestDrugDisease:
+    """AGS Beers 2023 Table 3: medicines to avoid with a condition (65 and over)."""
+
+    def test_a_z_drug_in_an_80_year_old_with_dementia(self) -> None:
+        found = check([request("ゾルピデム酒石酸塩", "A")], age=80, conditions=[condition("F03")])
+        (f,) = only(found, "drug-disease")
+        assert (f.rule_id, f.code, f.severity) == ("beers3-dementia", "COND", "high")
+        assert f.facts["condition"] == "Condition/c0" and "Beers" in f.source
+
+    def test_an_nsaid_in_heart_failure(self) -> None:
+        found = check(
+            [request("ロキソプロフェンナトリウム水和物", "A")],
+            age=78,
+            conditions=[condition("I50.9")],
+        )
+        assert [f.rule_id for f in only(found, "drug-disease")] == ["beers3-hf-nsaid"]
+
+    def test_alzheimer_coded_in_snomed_and_a_strongly_anticholinergic_drug(self) -> None:
+        found = check(
+            [request("アミトリプチリン塩酸塩", "A")],
+            age=70,
+            conditions=[condition("26929004", "http://snomed.info/sct")],
+        )
+        assert [f.rule_id for f in only(found, "drug-disease")] == ["beers3-dementia"]
+
+    def test_parkinson_disease_quetiapine_is_the_exception_metoclopramide_is_not(self) -> None:
+        pd = [condition("G20")]
+        assert (
+            only(
+                check([request("クエチアピンフマル酸塩", "A")], age=75, conditions=pd),
+                "drug-disease",
+            )
+            == []
+        )
+        (f,) = only(
+            check([request("メトクロプラミド", "A")], age=75, conditions=pd), "drug-disease"
+        )
+        assert f.rule_id == "beers3-parkinson"
+
+    def test_a_healed_hip_fracture_still_counts_as_history_of_falls(self) -> None:
+        healed = condition("S72.0", status="resolved", abatementDateTime="2024-09-01")
+        found = check([request("ブロチゾラム", "A")], age=82, conditions=[healed])
+        assert "beers3-falls" in [f.rule_id for f in only(found, "drug-disease")]
+
+    def test_a_resolved_heart_failure_does_not_count(self) -> None:
+        gone = condition("I50.9", status="resolved")
+        found = check([request("ロキソプロフェンナトリウム水和物", "A")], age=78, conditions=[gone])
+        assert only(found, "drug-disease") == []
+
+    def test_a_refuted_diagnosis_does_not_count(self) -> None:
+        refuted = condition(
+            "F03",
+            verificationStatus={
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                        "code": "refuted",
+                    }
+                ]
+            },
+        )
+        found = check([request("ゾルピデム酒石酸塩", "A")], age=80, conditions=[refuted])
+        assert only(found, "drug-disease") == []
+
+    def test_the_criteria_apply_from_65(self) -> None:
+        hf = [condition("I50.9")]
+        nsaid = [request("ロキソプロフェンナトリウム水和物", "A")]
+        assert only(check(nsaid, age=64, conditions=hf), "drug-disease") == []
+        assert only(check(nsaid, age=65, conditions=hf), "drug-disease") != []
+
+    def test_icd10_categories_do_not_match_a_neighbour(self) -> None:
+        # I50 covers I50.x, not I51 (complications of heart disease)
+        found = check(
+            [request("ロキソプロフェンナトリウム水和物", "A")],
+            age=78,
+            conditions=[condition("I51.7")],
+        )
+        assert only(found, "drug-disease") == []
 
 
 class TestReconciliation:
