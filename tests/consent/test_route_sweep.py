@@ -50,6 +50,9 @@ PUBLIC = {
     ("GET", "/api/triage/complaints/{complaint}"),
     ("GET", "/api/triage/complaints/{complaint}/questionnaire"),
     ("POST", "/api/triage/evaluate"),
+    ("GET", "/triage"),  # the same as pages
+    ("GET", "/triage/{complaint}"),
+    ("POST", "/triage/{complaint}"),
     # Signing out without a session is a harmless no-op.
     ("POST", "/auth/signout"),
     ("POST", "/auth/staff/logout"),

@@ -494,6 +494,26 @@ class TestResidentInTheBrowser:
         assert p.evaluate("document.activeElement.id") == "main"
         p.set_viewport_size({"width": 1024, "height": 900})
 
+    def test_self_triage_leads_with_119_on_a_red_flag(self, web: App) -> None:
+        p = web.page
+        p.goto(web.url + "/me")
+        p.get_by_role("link", name="具合が悪いとき").click()
+        p.wait_for_url("**/triage")
+        shoot(web, "18-triage")
+        check_accessibility(web, "18-triage")
+        p.get_by_role("link", name="胸の痛み").click()
+        p.wait_for_url("**/triage/chest_pain")
+        shoot(web, "19-triage-questions")
+        check_accessibility(web, "19-triage-questions")
+        p.locator("#q_fainted-yes").check()
+        p.get_by_role("button", name="緊急度を見る").click()
+        level = p.locator("#level")
+        assert level.get_attribute("data-urgency") == "red"
+        call = p.get_by_role("link", name="119番に電話する")
+        assert call.get_attribute("href") == "tel:119"
+        shoot(web, "20-triage-red")
+        check_accessibility(web, "20-triage-red")
+
     def test_signing_out_and_no_policy_violations(self, web: App) -> None:
         p = web.page
         p.goto(web.url + "/me")
