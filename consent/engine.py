@@ -247,6 +247,28 @@ def _deny(
     )
 
 
+def withheld(
+    session: Session, actor: Actor, purpose: Purpose, resident_id: str
+) -> set[tuple[str, str]]:
+    """The resident's records (type, id) their own deny rules withhold from this actor for
+    this purpose now — what a preview must leave out to show exactly what they would see."""
+    rows = session.execute(
+        select(Resource.resource_type, Resource.id).where(
+            Resource.resident_id == resident_id,
+            Resource.deleted.is_(False),
+            _deny(
+                actor,
+                purpose,
+                Resource.resident_id,
+                Resource.resource_type,
+                Resource.sensitivity,
+                UtcNow(),
+            ),
+        )
+    )
+    return {(t, i) for t, i in rows}
+
+
 def access_clause(
     actor: Actor, purpose: Purpose, session: Session | None = None
 ) -> ColumnElement[bool]:

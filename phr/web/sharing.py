@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from consent import notifications
+from consent import engine, notifications
 from consent.actors import Actor, Purpose
 from consent.audit_labels import purpose_label, role_label, types_phrase
 from consent.engine import EMERGENCY_SET
@@ -187,6 +187,12 @@ class EmergencyPreview:
     sensitive: list[str]
     by_type: list[tuple[str, list[Item]]]
     count: int
+    withheld: int = 0  # records the resident's own deny rules keep from paramedics
+
+
+# Who the preview shows the record to: any paramedic of any EMS organisation. A deny rule
+# naming one organisation or person cannot be shown for "a paramedic" and is not applied.
+PARAMEDIC = Actor(kind="staff", organization_kind="ems", role="paramedic")
 
 
 def emergency_preview(
@@ -194,7 +200,8 @@ def emergency_preview(
 ) -> EmergencyPreview:
     """The emergency set of the record as the consent engine would open it: the types of
     the active emergency consent, ordinary data plus the sensitive categories it names
-    (a resident's privacy consents are never in it)."""
+    (a resident's privacy consents are never in it), less what the resident's own deny
+    rules withhold from paramedics."""
     active = [v for v in views if v.emergency and v.active]
     if not active:
         return EmergencyPreview(False, [], [], 0)
@@ -208,8 +215,9 @@ def emergency_preview(
         if isinstance(s, dict) and s.get("code")
     ]
     record: Record = load_record(session, resident_id, classes, action="preview")
+    denied = engine.withheld(session, PARAMEDIC, Purpose.EMERGENCY, resident_id)
     shown: list[tuple[str, list[Item]]] = []
-    total = 0
+    total = held = 0
     for rtype in classes:
         if rtype == "Patient":
             items = [record.patient] if record.patient else []
@@ -217,10 +225,12 @@ def emergency_preview(
             items = [
                 i for i in record.of(rtype) if i.sensitivity is None or i.sensitivity in sensitive
             ]
-        if items:
-            shown.append((rtype, items))
-            total += len(items)
-    return EmergencyPreview(True, sensitive, shown, total)
+        kept = [i for i in items if (i.type, i.id) not in denied]
+        held += len(items) - len(kept)
+        if kept:
+            shown.append((rtype, kept))
+            total += len(kept)
+    return EmergencyPreview(True, sensitive, shown, total, held)
 
 
 # ---- trusted persons -------------------------------------------

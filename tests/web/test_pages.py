@@ -288,6 +288,31 @@ class TestSharing:
         r = client.post("/me/emergency", data={"csrf_token": csrf_of(r.text), "enabled": "off"})
         assert "救急隊員には何も見えません" in r.text
 
+    def test_the_preview_leaves_out_what_the_residents_own_deny_rule_withholds(
+        self, client: TestClient, session: Session, hanako: str
+    ) -> None:
+        from consent.actors import Actor
+        from consent.policy import schemas as cs
+        from consent.policy.service import create_consent
+
+        sign_in(client, hanako)
+        page = client.get("/me/emergency").text
+        client.post("/me/emergency", data={"csrf_token": csrf_of(page), "enabled": "on"})
+        no_allergies_for_ems = cs.ConsentCreate.model_validate(
+            {
+                "decision": "deny",
+                "recipients": [{"kind": "org_kind", "value": "ems"}],
+                "purposes": ["ETREAT"],
+                "data_classes": ["AllergyIntolerance"],
+            }
+        )
+        me = Actor(kind="resident", resident_id=hanako, client_id="resident-web")
+        create_consent(session, me, no_allergies_for_ems)
+        session.commit()
+        preview = text_of(client.get("/me/emergency").text)
+        assert "ペニシリン系抗菌薬" not in preview and "本態性高血圧症" in preview
+        assert "「見せない」と決めた 1 件は含まれていません" in preview
+
     def test_trusted_persons_are_added_and_removed(self, client: TestClient, hanako: str) -> None:
         sign_in(client, hanako)
         token = csrf_of(client.get("/me/sharing").text)
