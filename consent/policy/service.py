@@ -387,6 +387,34 @@ def set_emergency_consent(
     return _read(consent, w.version_id)
 
 
+def emergency_consent_holders(session: Session, resident_ids: list[str]) -> set[str]:
+    """Which of these residents have an emergency pre-consent in force now.
+
+    For aggregate statistics only (ADR 0006): the caller is a platform service that already
+    holds these residents for a purpose they consented to (public health), and lets only
+    suppressed counts leave it. The consents themselves stay unreadable to anyone but the
+    resident.
+    """
+    now = utcnow()
+    out: set[str] = set()
+    for i in range(0, len(resident_ids), 1000):
+        chunk = resident_ids[i : i + 1000]
+        out |= set(
+            session.scalars(
+                select(ConsentRule.resident_id)
+                .where(
+                    ConsentRule.resident_id.in_(chunk),
+                    ConsentRule.emergency.is_(True),
+                    ConsentRule.decision == "permit",
+                    (ConsentRule.period_start.is_(None)) | (ConsentRule.period_start <= now),
+                    (ConsentRule.period_end.is_(None)) | (ConsentRule.period_end > now),
+                )
+                .distinct()
+            )
+        )
+    return out
+
+
 def preview(
     session: Session, actor: Actor, *, as_kind: str, purpose: Purpose, organization_id: str | None
 ) -> schemas.PreviewRead:

@@ -30,7 +30,12 @@ POPULATION_SERVICES: tuple[dict[str, Any], ...] = (
         ),
         "purposes": ["公衆衛生・統計 Public health and statistics"],
         "purpose_codes": ["PUBHLTH"],
-        "data_categories": ["予防接種・健診 Vaccinations and check-ups", "服薬 Medicines"],
+        "data_categories": [
+            "予防接種・健診 Vaccinations and check-ups",
+            "服薬 Medicines",
+            "救急時の事前同意の有無（集計のみ、ADR 0006） Emergency pre-consent in force "
+            "(counted only)",
+        ],
         "resource_types": _TYPES,
         "recipients": ["市の分析担当（集計値のみ） The city's analysts (aggregates only)"],
         "retention": (

@@ -144,4 +144,5 @@ INDICATORS = {
     "metabolic-syndrome": (metabolic_syndrome, None),
     "polypharmacy": (polypharmacy, None),
     "acp": (uptake("acp"), None),
+    "emergency-consent": (uptake("emergency"), None),
 }

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose
 from consent.pia.service import PLATFORM_ORG
+from consent.policy.service import emergency_consent_holders
 from phr.analytics import indicators, population
 from phr.analytics.suppression import K_MIN, suppress
 from phr.errors import InvalidInput, NotFound
@@ -75,6 +76,12 @@ def compute(
         indicators.observation_codes(),
         detail=f"analytics {','.join(names)} {period.start}..{period.end}",
     )
+    if "emergency-consent" in names:
+        # The pre-consent is a privacy consent no reader sees: the consent registry says
+        # which of these residents (already here for public health) hold one, and only
+        # the suppressed counts leave (ADR 0006).
+        holders = emergency_consent_holders(session, frame["resident"].tolist())
+        frame["emergency"] = frame["resident"].isin(holders)
     out = {}
     for name in names:
         fn, by = indicators.INDICATORS[name]

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from consent.actors import Purpose
 from consent.models import AuditEntry
 from phr.analytics import indicators
 from phr.analytics.suppression import suppress
@@ -82,6 +83,35 @@ def test_small_cells_are_suppressed_and_only_consented_residents_count(
     used = {e.resident_id for e in entries} - {None}  # the run without a PIA read no one
     assert used == set(people["consented"])
     assert {e.user_id for e in entries} == {"hanako@city-e"}
+
+
+def test_emergency_consent_uptake_counts_only_residents_who_shared_for_statistics(
+    session: Session, client: TestClient, city: Any, analyst: dict[str, str]
+) -> None:
+    from consent.actors import Actor
+    from consent.policy import schemas
+    from consent.policy import service as policy
+
+    people = populate(city)
+    approve(session, "analytics", ["PUBHLTH"])
+    switched_on = people["consented"][:10] + people["not"][:2]
+    for rid in switched_on:
+        policy.set_emergency_consent(
+            session,
+            Actor(kind="resident", resident_id=rid, client_id="app"),
+            schemas.EmergencyConsentIn(enabled=True),
+        )
+    session.commit()
+    up = {c["age_band"]: c for c in cells(client, "emergency-consent")}
+    # 10 of the 26 who shared for statistics; the 2 who did not share are not counted.
+    assert (up["70-79"]["numerator"], up["70-79"]["denominator"]) == (10, 26)
+    # The pre-consents themselves stay unreadable to the analytics reader.
+    from phr.analytics.service import service_actor
+    from phr.store.reader import RecordReader
+
+    reader = RecordReader(session, service_actor("hanako"), Purpose.PUBLIC_HEALTH)
+    rows = list(reader.export(types=["Consent"], shared=False, detail="test"))
+    assert all('"patient-privacy"' not in content for _, _, content in rows)
 
 
 def test_csv_download_carries_the_suppression(
