@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # export files at rest is required in production.
     bulk_workers: int = 1
     bulk_encryption_key: str | None = Field(default=None, repr=False)
+    # Finished exports (files and job) are deleted this many hours after they finished
+    # (the status answer's Expires header says when); `phr bulk purge` does it from cron.
+    bulk_retention_hours: float = Field(default=24.0, gt=0)
     # Research extracts: master key (base64, 32 bytes) of the keyed pseudonyms (HMAC).
     research_pseudonym_key: str | None = Field(default=None, repr=False)
 

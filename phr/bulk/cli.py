@@ -2,6 +2,7 @@
 
 phr bulk run        run every queued $export job now (when PHR_BULK_WORKERS=0, e.g. cron)
 phr bulk recover    mark jobs a stopped server had started as failed
+phr bulk purge      delete finished jobs older than PHR_BULK_RETENTION_HOURS (cron)
 """
 
 from __future__ import annotations
@@ -29,3 +30,11 @@ def recover() -> None:
 
     failed, queued = do_recover()
     click.echo(f"{failed} interrupted job(s) marked failed, {queued} still queued")
+
+
+@bulk.command("purge")
+def purge() -> None:
+    """Delete finished export jobs (and their files) past PHR_BULK_RETENTION_HOURS."""
+    from phr.bulk.worker import purge_expired
+
+    click.echo(f"{purge_expired()} expired export job(s) deleted")

@@ -14,6 +14,8 @@ deletion are for the client (and person) that kicked the job off; anyone else ge
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
+from email.utils import format_datetime
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response, StreamingResponse
@@ -110,9 +112,13 @@ def status(job_id: str, request: Request, session: SessionDep, actor: ActorDep) 
         err = PHRError(f"export failed: {job.error}")
         err.status_code, err.code = 500, "exception"
         raise err
-    return render.FHIRResponse(
+    response = render.FHIRResponse(
         service.manifest(job, render.fhir_base(request)), media_type="application/json"
     )
+    end = service.expires_at(job)
+    if end is not None:  # SMART Bulk Data: when the files will be deleted
+        response.headers["Expires"] = format_datetime(end.replace(tzinfo=UTC), usegmt=True)
+    return response
 
 
 @router.delete("/$export-status/{job_id}")

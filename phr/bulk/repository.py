@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phr.bulk.models import BulkExportJob
 
-__all__ = ["claim_next", "get", "running", "unfinished"]
+__all__ = ["claim_next", "existing", "finished_before", "get", "running", "unfinished"]
 
 
 def get(session: Session, job_id: str) -> BulkExportJob | None:
@@ -49,3 +50,22 @@ def unfinished(session: Session, ids: Sequence[str]) -> Sequence[BulkExportJob]:
         .with_for_update(skip_locked=True)
     )
     return session.scalars(stmt).all()
+
+
+def finished_before(session: Session, cutoff: datetime) -> Sequence[BulkExportJob]:
+    """Finished jobs (completed or failed) that finished before ``cutoff``, locked (a
+    download in progress elsewhere does not hold the row; the files are removed after
+    this transaction commits)."""
+    stmt = (
+        select(BulkExportJob)
+        .where(
+            BulkExportJob.status.in_(("completed", "failed")),
+            BulkExportJob.finished_at < cutoff,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(stmt).all()
+
+
+def existing(session: Session, ids: Sequence[str]) -> set[str]:
+    return set(session.scalars(select(BulkExportJob.id).where(BulkExportJob.id.in_(list(ids)))))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,11 +25,12 @@ from fhir_gateway.validation import known_type
 from phr.bulk import files, repository
 from phr.bulk.models import BulkExportJob
 from phr.errors import Forbidden, InvalidInput, NotFound
+from phr.settings import get_settings
 from phr.store.indexer import date_range, utcnow
 from phr.store.reader import RecordReader
 from phr.store.repository import new_id
 
-__all__ = ["delete", "kick_off", "owner_of", "run", "visible_job"]
+__all__ = ["delete", "expires_at", "kick_off", "owner_of", "retention", "run", "visible_job"]
 
 OUTPUT_FORMATS = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 UNSUPPORTED = ("_typeFilter", "_elements", "patient", "includeAssociatedData")
@@ -121,10 +122,22 @@ def _types(actor: Actor, text: str) -> list[str]:
     return scoped
 
 
+def retention() -> timedelta:
+    return timedelta(hours=get_settings().bulk_retention_hours)
+
+
+def expires_at(job: BulkExportJob) -> datetime | None:
+    """When a finished job and its files are deleted (None while it runs)."""
+    return job.finished_at + retention() if job.finished_at is not None else None
+
+
 def visible_job(session: Session, actor: Actor, job_id: str) -> BulkExportJob:
     job = repository.get(session, job_id)
     if job is None or job.owner != owner_of(actor):
         raise NotFound(f"no export job {job_id}")
+    end = expires_at(job)
+    if end is not None and end <= utcnow():  # expired, not purged yet: gone all the same
+        raise NotFound(f"export job {job_id} has expired; kick it off again")
     return job
 
 

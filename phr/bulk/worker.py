@@ -22,7 +22,7 @@ from phr.errors import PHRError
 from phr.settings import get_settings
 from phr.store.indexer import utcnow
 
-__all__ = ["WORKER", "BulkWorker", "recover", "run_pending"]
+__all__ = ["WORKER", "BulkWorker", "purge_expired", "recover", "run_pending"]
 
 log = logging.getLogger("phr.bulk")
 POLL_SECONDS = 30.0
@@ -56,6 +56,28 @@ def run_pending() -> int:
     while run_one():
         n += 1
     return n
+
+
+def purge_expired() -> int:
+    """Delete finished jobs past their retention (rows first, then files once that has
+    committed), and the directories of finished jobs whose row is gone (a purge or a
+    DELETE interrupted between the two). The number of jobs deleted."""
+    with transaction() as session:
+        jobs = repository.finished_before(session, utcnow() - service.retention())
+        ids = [j.id for j in jobs]
+        for job in jobs:
+            session.delete(job)
+    for job_id in ids:
+        files.remove_job_dir(job_id)
+    root = get_settings().data_dir / "bulk"
+    if root.is_dir():
+        done = [d.name for d in root.iterdir() if d.is_dir() and (d / service.DONE).exists()]
+        if done:
+            with transaction() as session:
+                alive = repository.existing(session, done)
+            for name in set(done) - alive:
+                files.remove_job_dir(name)
+    return len(ids)
 
 
 def _mark_done(job_id: str) -> None:
@@ -118,6 +140,10 @@ class BulkWorker:
         _, queued = recover()
         if queued:
             self.wake()
+        try:
+            purge_expired()
+        except Exception as exc:
+            log.warning("bulk purge at start-up failed: %s", type(exc).__name__)
 
     def wake(self) -> None:
         if get_settings().bulk_workers <= 0:
@@ -142,6 +168,7 @@ class BulkWorker:
             self._wake.clear()
             try:
                 run_pending()
+                purge_expired()
             except Exception as exc:
                 log.warning("bulk worker round failed: %s", type(exc).__name__)
             self._wake.wait(POLL_SECONDS)

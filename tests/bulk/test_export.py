@@ -158,6 +158,36 @@ def test_kick_off_errors_status_deletion_and_who_may_poll(
     assert client.get(out["url"], headers=owner).status_code == 404
 
 
+def test_finished_exports_expire_and_are_purged(
+    session: Session, client: TestClient, world: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+    from email.utils import parsedate_to_datetime
+
+    owner = world["orgs"]["owner"]["headers"]
+    status_url = kick_off(client, "/fhir/$export", owner, _type="Patient")
+    m = finished(client, status_url, owner)
+    job_id = status_url.rsplit("/", 1)[1]
+    r = client.get(status_url, headers=owner)
+    job = session.get(BulkExportJob, job_id)
+    assert job is not None and job.finished_at is not None
+    expires = parsedate_to_datetime(r.headers["Expires"]).replace(tzinfo=None)
+    assert abs(expires - (job.finished_at + timedelta(hours=24))) < timedelta(seconds=1)
+    assert worker.purge_expired() == 0  # not yet
+
+    job.finished_at -= timedelta(hours=25)
+    session.commit()
+    assert client.get(status_url, headers=owner).status_code == 404  # expired: gone
+    assert client.get(m["output"][0]["url"], headers=owner).status_code == 404
+    orphan = files.job_dir("orphan-of-an-interrupted-delete")
+    orphan.mkdir(parents=True)
+    (orphan / "done").write_text("x")
+    assert worker.purge_expired() == 1
+    session.expire_all()
+    assert session.get(BulkExportJob, job_id) is None
+    assert not files.job_dir(job_id).exists() and not orphan.exists()
+
+
 def test_files_are_sealed_at_rest(client: TestClient, world: dict[str, Any]) -> None:
     owner = world["orgs"]["owner"]["headers"]
     status_url = kick_off(client, "/fhir/$export", owner, _type="Patient")
