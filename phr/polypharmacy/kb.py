@@ -70,6 +70,8 @@ class InteractionRule(Advice):
 class ElderlyRule(Advice):
     ref: tuple[str, ...]
     min_age: int
+    # Only after this many days of uninterrupted use (Beers: PPIs beyond 8 weeks).
+    min_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,12 @@ def knowledge_base() -> KnowledgeBase:
         for r in _rows("interactions.csv")
     ]
     elderly = [
-        ElderlyRule(**_advice(r), ref=_refs(r["ref"]), min_age=int(r["min_age"]))
+        ElderlyRule(
+            **_advice(r),
+            ref=_refs(r["ref"]),
+            min_age=int(r["min_age"]),
+            min_days=int(r["min_days"]) if r["min_days"] else None,
+        )
         for r in _rows("elderly.csv")
     ]
     renal = sorted(

@@ -103,6 +103,9 @@ class Medicine:
     route: str | None
     classes: frozenset[str]
     sources: list[SourceRecord] = field(default_factory=list)
+    # Days of uninterrupted use up to today (records following each other within the
+    # grace period), when current; None when not current or no start date is known.
+    continuous_days: int | None = None
 
     @property
     def active(self) -> bool:
@@ -335,8 +338,41 @@ def reconcile(
             med.route, med.category = route, category
         med.sources.append(rec)
     meds = list(groups.values())
+    for m in meds:
+        m.continuous_days = _continuous_days(m, today)
     meds.sort(key=lambda m: (not m.active, -(m.latest.date or date.min).toordinal(), m.key))
     return meds
+
+
+def _end(s: SourceRecord, today: date) -> date:
+    """Where a record's supply window ends: its computed end, else (a current record of no
+    stated length) today, else (a finished one) its days' supply and the grace period."""
+    if s.until is not None:
+        return s.until
+    if s.active:
+        return today
+    assert s.date is not None
+    return s.date + timedelta(days=(s.days or 0) + GRACE_DAYS)
+
+
+def _continuous_days(m: Medicine, today: date) -> int | None:
+    """Days since the current course began: the records' supply windows (each already
+    extended by the grace period) merged where they touch or overlap; the course is the
+    merged window that reaches today."""
+    if not m.active:
+        return None
+    spans = sorted(
+        (s.date, _end(s, today)) for s in m.sources if s.date is not None and s.date <= today
+    )
+    if not spans:
+        return None
+    start, end = spans[0]
+    for first, last in spans[1:]:
+        if first <= end:
+            end = max(end, last)
+        else:
+            start, end = first, last
+    return (today - start).days if end >= today else None
 
 
 def as_of(now: datetime) -> date:

@@ -351,7 +351,13 @@ def _older_adult(meds: Sequence[Medicine], kb: KnowledgeBase, age: int | None) -
         return []
     out = []
     for m in meds:
-        rules = [r for r in kb.elderly if age >= r.min_age and _matches(m, r.ref)]
+        rules = [
+            r
+            for r in kb.elderly
+            if age >= r.min_age
+            and _matches(m, r.ref)
+            and (r.min_days is None or (m.continuous_days or 0) > r.min_days)
+        ]
         if not rules:
             continue
         rules.sort(key=lambda r: (SEVERITY_ORDER.get(r.severity, 9), -r.min_age))
@@ -377,7 +383,11 @@ def _older_adult(meds: Sequence[Medicine], kb: KnowledgeBase, age: int | None) -
                     f"{m.name} causes side effects more often in older people. {top.reason_en} "
                     f"{_DONT_STOP_EN}"
                 ),
-                facts={"age": age, "rules": [r.id for r in rules]},
+                facts={
+                    "age": age,
+                    "rules": [r.id for r in rules],
+                    "continuous_days": m.continuous_days,
+                },
             )
         )
     return out

@@ -162,6 +162,26 @@ class TestCountAgeAndBurden:
         assert "jgs-bzd" in pims["ゾルピデム酒石酸塩"].rule_id  # 75+: the JGS 2015 list
         assert "アスピリン" in pims
 
+    def test_a_ppi_beyond_8_weeks_of_uninterrupted_use(self) -> None:
+        # Beers 2023 Table 2: avoid scheduled PPI use beyond 8 weeks. Three 28-day
+        # prescriptions back to back: 80 days today.
+        course = [request("ランソプラゾール", "A", days=28, ago=a) for a in (80, 52, 24)]
+        (f,) = only(check(course, age=70), "older-adult")
+        assert f.rule_id == "beers-ppi" and f.facts["continuous_days"] == 80
+        # One month of it is not long-term use.
+        assert only(check(course[2:], age=70), "older-adult") == []
+
+    def test_a_break_in_supply_starts_a_new_course(self) -> None:
+        # 200 days ago for 28 days, then nothing until a new course 30 days ago.
+        found = check(
+            [
+                request("ランソプラゾール", "A", days=28, ago=200, status="completed"),
+                request("ランソプラゾール", "A", days=60, ago=30),
+            ],
+            age=70,
+        )
+        assert only(found, "older-adult") == []
+
     def test_five_drugs_is_the_falls_threshold(self) -> None:
         found = check([request(i, "A") for i in self.NINE[:5]], age=70)
         (count,) = only(found, "polypharmacy")
