@@ -25,7 +25,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from consent.actors import Actor, Purpose, scope_allows
-from fhir_gateway import identity
+from fhir_gateway import hooks, identity
 from fhir_gateway.dedupe import fact_key
 from fhir_gateway.identity import Demographics, SourceIdentity
 from fhir_gateway.validation import validate_resource
@@ -434,6 +434,8 @@ def upsert_person(
         provenance=provenance,
     )
     resolution.patient_outcome = result.outcomes[0]
+    if not resolution.created and result.outcomes[0].status == "updated":
+        hooks.golden_patient_updated(session, rid)
     return resolution
 
 

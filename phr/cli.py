@@ -313,11 +313,12 @@ def _register_groups() -> None:
     from consent.identity.cli import card, oidc
     from consent.pia.cli import pia
     from consent.staff.cli import staff
+    from phr.biometrics.cli import biometrics
     from phr.bulk.cli import bulk
     from phr.polypharmacy.cli import drugs
     from phr.triage.cli import triage
 
-    for group in (card, oidc, staff, pia, audit, triage, drugs, bulk):
+    for group in (card, oidc, staff, pia, audit, triage, drugs, bulk, biometrics):
         main.add_command(group)
 
 

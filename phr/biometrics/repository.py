@@ -6,7 +6,7 @@ from collections.abc import Generator, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -205,3 +205,18 @@ def was_candidate(
         )
         is not None
     )
+
+
+def stale_enrollments(session: Session) -> list[str]:
+    """Active enrollments whose golden Patient changed after they were last stamped."""
+    from phr.store.models import Resource
+
+    stmt = select(BiometricEnrollment.resident_id).where(
+        BiometricEnrollment.status == "active",
+        exists().where(
+            Resource.resource_type == "Patient",
+            Resource.id == BiometricEnrollment.resident_id,
+            Resource.last_updated > BiometricEnrollment.updated_at,
+        ),
+    )
+    return list(session.scalars(stmt))

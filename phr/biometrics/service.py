@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from consent import audit
 from consent.actors import Actor, Purpose
 from consent.notifications import notify_emergency_accesses
+from fhir_gateway import hooks
 from phr.biometrics import repository as repo
 from phr.biometrics.extractor import TEMPLATE_DIM, Extractor
 from phr.biometrics.index import SEX_CODES, Narrowing, TemplateIndex, TemplateRow, unit_vector
@@ -240,11 +241,11 @@ def _photo_type(data: bytes) -> str:
 
 
 def _narrowing_attributes(
-    session: Session, actor: Actor, resident_id: str
+    session: Session, actor: Actor, resident_id: str, purpose: Purpose = Purpose.PATIENT_ACCESS
 ) -> tuple[str | None, date | None, str | None]:
     """Sex, birth date and home postal code from the resident's golden Patient (read by the
-    resident, through the choke point)."""
-    reader = RecordReader(session, actor, Purpose.PATIENT_ACCESS)
+    resident — or by the platform's refresh job — through the choke point)."""
+    reader = RecordReader(session, actor, purpose)
     if not reader.resident_exists(resident_id):
         return None, None, None
     patient: dict[str, Any] = orjson.loads(reader.read("Patient", resident_id).content)
@@ -264,6 +265,38 @@ def _narrowing_attributes(
             district = normalise_district(str(addr["postalCode"]))
             break
     return sex, birth, district
+
+
+REFRESH_ACTOR = Actor.system("biometrics-refresh")
+
+
+def refresh_resident(session: Session, resident_id: str) -> bool:
+    """Copy the narrowing attributes again from the golden Patient (after a move, say), so
+    that a search narrowed by the new district still finds the resident. True if changed.
+    Runs as the platform (purpose HOPERAT, in the resident's access log)."""
+    row = repo.enrollment(session, resident_id)
+    if row is None or row.status != "active":
+        return False
+    try:
+        attrs = _narrowing_attributes(session, REFRESH_ACTOR, resident_id, Purpose.OPERATIONS)
+    except InvalidInput:  # a postal code that is not one: narrow by nothing rather than wrong
+        attrs = (row.sex, row.birth_date, None)
+    row.updated_at = utcnow()
+    if attrs == (row.sex, row.birth_date, row.district):
+        return False
+    row.sex, row.birth_date, row.district = attrs
+    session.flush()
+    repo.restamp_templates(session, resident_id, _changed_gallery(session))
+    return True
+
+
+def refresh_stale(session: Session) -> int:
+    """Refresh every enrollment whose golden Patient changed since it was stamped (the
+    catch-up for changes made where the gateway hook did not run); the number changed."""
+    return sum(refresh_resident(session, rid) for rid in repo.stale_enrollments(session))
+
+
+hooks.on_golden_patient_updated(refresh_resident)
 
 
 def normalise_district(text: str) -> str:

@@ -424,3 +424,68 @@ def test_warm_up_loads_the_gallery_before_the_first_search(
     assert service.warm_up() == 2
     generation, _ = repo.state(session)
     assert service.gallery_index(session).generation == generation
+
+
+class TestNarrowingFollowsTheRecord:
+    """A resident who moves is still found by a search narrowed to their new district."""
+
+    def test_the_gateway_refreshes_the_district_when_the_golden_patient_changes(
+        self, session: Session, client: object, make_org: object, rng: np.random.Generator
+    ) -> None:
+        from fastapi.testclient import TestClient
+
+        from tests.conftest import patient_bundle
+
+        assert isinstance(client, TestClient)
+        clinic = make_org("clinic-move", "clinic")  # type: ignore[operator]
+
+        def post(postal: str) -> str:
+            b = patient_bundle()
+            b["entry"][0]["resource"]["address"] = [{"use": "home", "postalCode": postal}]
+            r = client.post("/fhir", json=b, headers=clinic["headers"])
+            assert r.status_code == 200, r.text
+            return str(r.json()["entry"][0]["response"]["location"].split("/")[1])
+
+        rid = post("305-0031")
+        face = random_unit(rng)
+        enroll(session, Actor(kind="resident", resident_id=rid, client_id="app"), face)
+        session.commit()
+        assert self.ids(session, face, "3050031") == [rid]
+        assert post("300-1234") == rid  # the clinic records the move
+        session.commit()
+        assert self.ids(session, face, "3001234") == [rid]
+        assert self.ids(session, face, "3050031") == []
+        logged = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.resident_id == rid, AuditEntry.client_id == "biometrics-refresh"
+            )
+        ).all()
+        assert logged and {e.purpose for e in logged} == {"HOPERAT"}
+
+    def test_the_catch_up_refreshes_what_changed_elsewhere(
+        self, session: Session, make_resident: MakeResident, rng: np.random.Generator
+    ) -> None:
+        from phr.store.repository import Put, put_many
+
+        face = random_unit(rng)
+        enroll(session, make_resident("mover", postal="305-0031"), face)
+        enroll(session, make_resident("stayer", postal="305-0031"), at_similarity(face, 0.97, rng))
+        session.commit()
+        moved = {
+            "resourceType": "Patient",
+            "id": "mover",
+            "gender": "female",
+            "birthDate": "1950-04-01",
+            "address": [{"use": "home", "postalCode": "300-1234"}],
+        }
+        put_many(session, [Put(moved, "mover")])  # written past the gateway
+        session.commit()
+        assert service.refresh_stale(session) == 1
+        assert service.refresh_stale(session) == 0
+        session.commit()
+        assert self.ids(session, face, "3001234") == ["mover"]
+
+    @staticmethod
+    def ids(session: Session, face: np.ndarray, district: str) -> list[str]:
+        found = service.identify(session, EMS, face.tolist(), district=district)
+        return [c.resident_id for c in found]
