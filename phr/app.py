@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phr import __version__
@@ -98,7 +99,8 @@ def create_app() -> FastAPI:
         return _render(request, err)
 
     @app.exception_handler(DBAPIError)
-    async def db_error(request: Request, exc: DBAPIError) -> Response:
+    @app.exception_handler(PoolTimeout)
+    async def db_error(request: Request, exc: SQLAlchemyError) -> Response:
         from phr.db import database_fault
 
         fault = database_fault(exc)
@@ -107,7 +109,9 @@ def create_app() -> FastAPI:
             fault = PHRError("internal error")
             fault.status_code, fault.code, fault.error = 500, "exception", "internal_error"
         else:  # the error type only: the message may quote a statement's parameters
-            log.warning("database fault (%s): %s", fault.status_code, type(exc.orig).__name__)
+            orig = getattr(exc, "orig", None) or exc
+            state = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", "")
+            log.warning("database fault (%s): %s %s", fault.status_code, type(orig).__name__, state)
         if _is_page(request):
             from phr.web.render import error_page
 

@@ -14,6 +14,7 @@ from fastapi import Depends
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from phr.errors import InsufficientStorage, PHRError, ServiceUnavailable
@@ -54,7 +55,11 @@ def make_engine(settings: Settings | None = None, url: str | None = None) -> Eng
         settings.ensure_dirs()
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # IMMEDIATE: take the writer lock at the start, waiting up to busy_timeout for it.
+        # Nearly every request writes (an access-log entry after its reads); a deferred
+        # transaction that reads, then finds another process committed first, cannot
+        # upgrade to a writer and fails at once (SQLITE_BUSY_SNAPSHOT, no waiting).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
 
@@ -68,9 +73,12 @@ def database_fault(exc: BaseException) -> PHRError | None:
 
     The disk full (SQLite's SQLITE_FULL, PostgreSQL's disk_full): 507. The database
     unreachable, restarting or its connection lost mid-request (the pool invalidates that
-    connection and pre-pings the next): 503 with ``Retry-After``. The unit of work was
+    connection and pre-pings the next), or no pooled connection free in time: 503 with
+    ``Retry-After``. The unit of work was
     rolled back whole in both cases. Anything else is a bug, not an outage.
     """
+    if isinstance(exc, PoolTimeout):  # every connection of the pool busy for pool_timeout
+        return ServiceUnavailable("the server is overloaded, retry shortly")
     if not isinstance(exc, DBAPIError):
         return None
     orig = exc.orig

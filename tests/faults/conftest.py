@@ -52,7 +52,7 @@ class FaultDb:
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a ``phr`` subprocess on this database."""
         env = common.server_env(self.url, self.data_dir, 0)
-        env.update(PHR_BULK_WORKERS="0", PHR_AUDIT_CHAIN_INTERVAL="0", **extra)
+        env.update({"PHR_BULK_WORKERS": "0", "PHR_AUDIT_CHAIN_INTERVAL": "0", **extra})
         return env
 
     def counts(self) -> dict[str, int]:
@@ -91,7 +91,9 @@ class FaultDb:
             return conn.execute(text(sql)).scalar()
 
     def writer_active(self) -> bool:
-        """True while another connection holds an open transaction that has written."""
+        """True while another connection is inside a write transaction: on PostgreSQL one
+        that has written rows (it has a transaction id); on SQLite one that holds the
+        writer lock (every transaction takes it at BEGIN IMMEDIATE, phr/db.py)."""
         if self.is_sqlite:
             path = self.url.removeprefix("sqlite:///")
             con = sqlite3.connect(path, timeout=0, isolation_level=None)

@@ -54,7 +54,7 @@ def test_import_killed_mid_transaction_leaves_nothing_and_reruns_idempotently(
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=db.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    kill_when(proc, db.writer_active)  # killed while its transaction has written rows
+    kill_when(proc, db.writer_active)  # killed inside its write transaction
     assert db.counts() == before  # nothing partial: no resource, no job, no resident
 
     done = phr(db, "import", "vaccination", str(csv), "--org", CITY)
