@@ -295,6 +295,8 @@ class RssSampler:
             return {"samples": len(window)}
         ts, ms = [t for t, _ in window], [m for _, m in window]
         slope = statistics.linear_regression(ts, ms).slope * 60
+        half = len(ts) // 2  # a leak keeps its slope; a warm-up flattens out
+        slope2 = statistics.linear_regression(ts[half:], ms[half:]).slope * 60
         start, end = statistics.median(ms[:5]), statistics.median(ms[-5:])
         return {
             "samples": len(window),
@@ -303,6 +305,7 @@ class RssSampler:
             "max_mib": round(max(ms), 1),
             "growth_mib": round(end - start, 1),
             "slope_mib_per_min": round(slope, 2),
+            "slope_2nd_half_mib_per_min": round(slope2, 2),
         }
 
 
