@@ -116,13 +116,14 @@ class FaultDb:
 APP_NAME = "phr-faults"
 
 
-@pytest.fixture
-def fault_db(tmp_path: Path) -> Iterator[FaultDb]:
+@contextmanager
+def _database(tmp_path: Path, base: str | None) -> Iterator[FaultDb]:
+    """A fresh, migrated database: a schema of its own in the PostgreSQL database ``base``,
+    or a SQLite file when ``base`` is None."""
     from phr.migrate import upgrade
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    base = os.environ.get("PHR_TEST_DATABASE_URL")
     schema = None
     if base:
         schema = f"faults_{uuid.uuid4().hex[:12]}"
@@ -149,6 +150,20 @@ def fault_db(tmp_path: Path) -> Iterator[FaultDb]:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
             admin.dispose()
+
+
+@pytest.fixture
+def fault_db(tmp_path: Path) -> Iterator[FaultDb]:
+    """The pass's database: PostgreSQL when ``PHR_TEST_DATABASE_URL`` is set, else SQLite."""
+    with _database(tmp_path, os.environ.get("PHR_TEST_DATABASE_URL")) as db:
+        yield db
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[FaultDb]:
+    """A SQLite file in either pass (for faults that only SQLite can stage)."""
+    with _database(tmp_path, None) as db:
+        yield db
 
 
 def phr(

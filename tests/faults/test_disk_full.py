@@ -4,7 +4,9 @@ that was there lost, and the same work completes once there is room again.
 
 The full disk is SQLite's own: ``PRAGMA max_page_count`` (tests/faults/full_disk.py)
 makes a write beyond the limit fail with SQLITE_FULL, the error a full disk gives. (A
-size-limited tmpfs would need mount rights, which CI containers do not have.)
+size-limited tmpfs would need mount rights, which CI containers do not have.) So these
+tests run on a SQLite file in both CI passes; PostgreSQL's disk_full (SQLSTATE 53100) takes
+the same path in the app (phr.db.database_fault).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bench import common
 from tests.conftest import SYNTHEA_DIR, needs
@@ -25,13 +26,6 @@ from tests.faults.conftest import ROOT, FaultDb, phr
 from tests.faults.test_crash import CITY, PERSONS, bundle_of, vaccination_file
 
 FULL_DISK = str(Path(__file__).with_name("full_disk.py"))
-
-
-@pytest.fixture
-def sqlite_db(fault_db: FaultDb) -> FaultDb:
-    if not fault_db.is_sqlite:
-        pytest.skip("the full disk is simulated with SQLite's max_page_count (the SQLite pass)")
-    return fault_db
 
 
 def test_import_on_a_full_disk_fails_clearly_and_writes_nothing(
