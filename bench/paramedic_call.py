@@ -76,13 +76,16 @@ def prepare(args: argparse.Namespace, data_dir: Path) -> list[dict[str, Any]]:
         seed_platform_pias(s)
         rows = s.execute(
             text(
-                "SELECT DISTINCT ON (resident_id) resident_id, content FROM resource "
+                "SELECT resident_id, content FROM resource "
                 "WHERE resource_type = 'Patient' AND resident_id IS NOT NULL "
                 "ORDER BY resident_id, pk"
             )
         ).all()
     people = []
+    first = {}  # each resident's first Patient (portable: SQLite has no DISTINCT ON)
     for rid, content in rows:
+        first.setdefault(rid, content)
+    for rid, content in first.items():
         p = json.loads(content)
         name = (p.get("name") or [{}])[0]
         if not (p.get("birthDate") and p.get("gender") and name.get("family")):

@@ -10,11 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phr import __version__
-from phr.errors import PHRError, ServiceUnavailable
+from phr.errors import PHRError
 from phr.settings import get_settings
 
 log = logging.getLogger("phr")
@@ -22,6 +23,14 @@ log = logging.getLogger("phr")
 
 def _is_fhir(request: Request) -> bool:
     return request.url.path.startswith("/fhir")
+
+
+def _is_page(request: Request) -> bool:
+    """A browser asking for a page (not an API or FHIR client): errors as an HTML page."""
+    path = request.url.path
+    if path.startswith(("/fhir", "/api/", "/oauth")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 def _render(request: Request, exc: PHRError) -> Response:
@@ -89,19 +98,27 @@ def create_app() -> FastAPI:
         err.error = "not_found" if exc.status_code == 404 else "http_error"
         return _render(request, err)
 
-    @app.exception_handler(OperationalError)
-    async def db_down(request: Request, exc: OperationalError) -> Response:
-        log.warning("database unavailable: %s", type(exc.orig).__name__)
-        return _render(request, ServiceUnavailable())
-
     @app.exception_handler(DBAPIError)
-    async def db_error(request: Request, exc: DBAPIError) -> Response:
-        if exc.connection_invalidated:
-            return _render(request, ServiceUnavailable())
-        log.exception("database error")
-        err = PHRError("internal error")
-        err.status_code, err.code, err.error = 500, "exception", "internal_error"
-        return _render(request, err)
+    @app.exception_handler(PoolTimeout)
+    async def db_error(request: Request, exc: SQLAlchemyError) -> Response:
+        from phr.db import database_fault
+
+        fault = database_fault(exc)
+        if fault is None:
+            log.exception("database error")
+            fault = PHRError("internal error")
+            fault.status_code, fault.code, fault.error = 500, "exception", "internal_error"
+        else:  # the error type only: the message may quote a statement's parameters
+            orig = getattr(exc, "orig", None) or exc
+            state = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", "")
+            log.warning("database fault (%s): %s %s", fault.status_code, type(orig).__name__, state)
+        if _is_page(request):
+            from phr.web.render import error_page
+
+            page = error_page(request, f"error.{fault.error}", status=fault.status_code)
+            page.headers.update(fault.headers)
+            return page
+        return _render(request, fault)
 
     from consent.identity import oauth
     from fhir_gateway.api import endpoints

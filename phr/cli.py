@@ -163,10 +163,13 @@ def import_(
     """Import a municipal or insurer CSV file (formats: docs/import-formats.md).
 
     The file lands whole or not at all: any bad row rejects the file with a row-level
-    report, unless --skip-invalid.
+    report, unless --skip-invalid. Exit status: 2 rejected, 3 the database is full,
+    4 the database is unavailable (nothing imported in each case).
     """
+    from sqlalchemy.exc import DBAPIError
+
     from fhir_gateway.sources import ImportRejected, import_file
-    from phr.db import transaction
+    from phr.db import database_fault, transaction
 
     try:
         with transaction() as session:
@@ -183,6 +186,14 @@ def import_(
         for e in exc.errors:
             click.echo(f"  {e.file}:{e.row}: {e.column}: {e.reason}", err=True)
         sys.exit(2)
+    except DBAPIError as exc:
+        fault = database_fault(exc)
+        if fault is None:
+            raise
+        full = fault.status_code == 507
+        reason = "the database is full" if full else "the database is unavailable"
+        click.echo(f"failed: {path} — {reason}; nothing was imported", err=True)
+        sys.exit(3 if full else 4)
     click.echo(report.summary())
 
 

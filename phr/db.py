@@ -13,8 +13,11 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from phr.errors import InsufficientStorage, PHRError, ServiceUnavailable
 from phr.settings import Settings, get_settings
 
 NAMING_CONVENTION = {
@@ -52,9 +55,40 @@ def make_engine(settings: Settings | None = None, url: str | None = None) -> Eng
         settings.ensure_dirs()
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # IMMEDIATE: take the writer lock at the start, waiting up to busy_timeout for it.
+        # Nearly every request writes (an access-log entry after its reads); a deferred
+        # transaction that reads, then finds another process committed first, cannot
+        # upgrade to a writer and fails at once (SQLITE_BUSY_SNAPSHOT, no waiting).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+
+
+SQLITE_FULL = 13  # sqlite3 result code: database or disk is full
+PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def database_fault(exc: BaseException) -> PHRError | None:
+    """What a failure of the database itself means for the client, or None for other errors.
+
+    The disk full (SQLite's SQLITE_FULL, PostgreSQL's disk_full): 507. The database
+    unreachable, restarting or its connection lost mid-request (the pool invalidates that
+    connection and pre-pings the next), or no pooled connection free in time: 503 with
+    ``Retry-After``. The unit of work was
+    rolled back whole in both cases. Anything else is a bug, not an outage.
+    """
+    if isinstance(exc, PoolTimeout):  # every connection of the pool busy for pool_timeout
+        return ServiceUnavailable("the server is overloaded, retry shortly")
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+        return InsufficientStorage()
+    if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+        return InsufficientStorage()
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return ServiceUnavailable()
+    return None
 
 
 _engine: Engine | None = None

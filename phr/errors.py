@@ -115,6 +115,19 @@ class ServiceUnavailable(PHRError):
         super().__init__(message, **kw)
 
 
+class InsufficientStorage(PHRError):
+    """The database has no room left (disk full): the unit of work was rolled back whole."""
+
+    status_code = 507
+    code = "exception"
+    error = "insufficient_storage"
+
+    def __init__(
+        self, message: str = "the database is out of space; nothing was written", **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+
+
 def issue(
     diagnostics: str,
     *,
