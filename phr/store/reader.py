@@ -193,6 +193,18 @@ class RecordReader:
                     out.append(r)
         return out
 
+    def read_keys(self, keys: Collection[tuple[str, str]], *, detail: str = "") -> list[Resource]:
+        """Visible live resources by ``(type, id)``: one keyed query per type (no search
+        machinery), logged as one search look per resident touched. What the caller may
+        not see is simply absent."""
+        found = self._fetch_keys(set(keys), set()) if keys else []
+        order = {t: n for n, t in enumerate(dict.fromkeys(t for t, _ in keys))}
+        found.sort(key=lambda r: (order[r.resource_type], r.pk))  # as a search would
+        self._log_rows(
+            "search", [(r.resource_type, r.id, r.resident_id) for r in found], detail=detail
+        )
+        return found
+
     def _fetch_keys(self, keys: set[tuple[str, str]], seen: set[int]) -> list[Resource]:
         out: list[Resource] = []
         by_type: dict[str, list[str]] = defaultdict(list)
@@ -244,11 +256,11 @@ class RecordReader:
                     .limit(batch)
                 )
             )
-            if not rows:
-                break
             returned += len(rows)
-            last = rows[-1].pk
             yield from rows
+            if len(rows) < batch:  # the last batch: no need to ask for an empty one
+                break
+            last = rows[-1].pk
         self._log_one(action, "Patient", resident_id, resident_id, count=returned)
 
     def compartments(
