@@ -203,3 +203,28 @@ class TestChokePoint:
             ("read", "deny", "b"),
         ]
         assert entries[-1].client_id == "app"
+
+    def test_read_keys_returns_only_what_is_visible_and_logs_the_look(
+        self, session: Session
+    ) -> None:
+        from consent.models import AuditEntry
+
+        ws = repo.put_many(
+            session,
+            [
+                repo.Put(obs("a", "x", "2024", 1), "a"),
+                repo.Put(obs("a", "y", "2024", 2), "a"),
+                repo.Put(obs("b", "x", "2024", 1), "b"),
+            ],
+        )
+        me = Actor(kind="resident", resident_id="a", client_id="app")
+        reader = RecordReader(session, me, Purpose.PATIENT_ACCESS)
+        keys = [("Observation", w.id) for w in reversed(ws)] + [("Observation", "nope")]
+        found = reader.read_keys(keys, detail="referenced")
+        # b's Observation is not there for a; in storage order, as a search answers.
+        assert [r.id for r in found] == [ws[0].id, ws[1].id]
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.pk.desc())).first()
+        assert entry is not None
+        assert (entry.action, entry.resident_id, entry.count) == ("search", "a", 2)
+        assert entry.detail.startswith("referenced")
+        assert reader.read_keys([]) == []
