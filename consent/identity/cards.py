@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from consent.identity import jpki
 from consent.identity.models import CardLink
+from phr import filecache
 from phr.errors import InvalidInput, NotFound
 from phr.settings import ConfigurationError, Settings, get_settings
 from phr.store.indexer import utcnow
@@ -303,11 +304,16 @@ def _read_demo_ca(settings: Settings) -> CertificateAuthority | None:
     key_path, cert_path, crl_path = _demo_paths(settings)
     if not (key_path.is_file() and cert_path.is_file()):
         return None
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError(f"{key_path} is not an RSA key")
-    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    return CertificateAuthority(key=key, certificate=certificate, crl_path=crl_path)
+
+    def parse() -> CertificateAuthority:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ConfigurationError(f"{key_path} is not an RSA key")
+        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        return CertificateAuthority(key=key, certificate=certificate, crl_path=crl_path)
+
+    # Parsing the RSA key costs ~20 ms: kept while the files stay as they are.
+    return filecache.parsed((key_path, cert_path), parse, kind="demo-ca")
 
 
 def load_demo_ca(settings: Settings | None = None) -> CertificateAuthority:
@@ -345,10 +351,15 @@ def _number(crl: x509.CertificateRevocationList) -> int:
 def _read_crl(ca: CertificateAuthority) -> x509.CertificateRevocationList | None:
     if ca.crl_path is None or not ca.crl_path.is_file():
         return None
-    try:
-        return x509.load_pem_x509_crl(ca.crl_path.read_bytes())
-    except ValueError:
-        return None
+    path = ca.crl_path
+
+    def parse() -> x509.CertificateRevocationList | None:
+        try:
+            return x509.load_pem_x509_crl(path.read_bytes())
+        except ValueError:
+            return None
+
+    return filecache.parsed((path,), parse, kind="demo-crl")
 
 
 def current_crl(

@@ -53,6 +53,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from consent.identity.models import CardChallenge, CardLink
+from phr import filecache
 from phr.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from phr.settings import ConfigurationError, Settings, get_settings
 from phr.store.indexer import utcnow
@@ -263,8 +264,8 @@ def load_crls(data: bytes) -> list[x509.CertificateRevocationList]:
 def load_trust_anchor(settings: Settings | None = None) -> TrustAnchor:
     """The configured CA certificates and CRLs (or the demo CA outside production).
 
-    Read at each call: the files are small, and a CRL replaced on disk takes effect at the
-    next sign-in without a restart.
+    Parsed again whenever a file changes on disk (:mod:`phr.filecache`): a CRL replaced on
+    disk takes effect at the next sign-in without a restart.
     """
     settings = settings or get_settings()
     ca_file = configured_path(settings, "jpki_ca_file")
@@ -280,6 +281,12 @@ def load_trust_anchor(settings: Settings | None = None) -> TrustAnchor:
         return TrustAnchor(certificates=(demo.certificate,), crls=(cards.current_crl(demo),))
     if crl_file is None:
         raise ConfigurationError("PHR_JPKI_CRL_FILE is required with PHR_JPKI_CA_FILE")
+    return filecache.parsed(
+        (ca_file, crl_file), lambda: _parse_anchor(ca_file, crl_file), kind="jpki-anchor"
+    )
+
+
+def _parse_anchor(ca_file: Path, crl_file: Path) -> TrustAnchor:
     try:
         certificates = tuple(x509.load_pem_x509_certificates(ca_file.read_bytes()))
     except (OSError, ValueError) as exc:

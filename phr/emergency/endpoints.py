@@ -3,7 +3,7 @@ hospital's view of the handover."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from consent.identity.oauth import ActorDep
 from fhir_gateway.api import render
@@ -71,13 +71,13 @@ def confirm(
 
 
 @router.get("/incidents/{incident_id}/summary", response_model=schemas.EmergencySummary)
-def emergency_summary(
-    incident_id: str, session: SessionDep, actor: ActorDep
-) -> schemas.EmergencySummary:
+def emergency_summary(incident_id: str, session: SessionDep, actor: ActorDep) -> Response:
     """The emergency summary (only a confirmed patient, only under emergency consent)."""
     incident = service.get(session=session, actor=actor, incident_id=incident_id)
     view, _ = summary.build(session, actor, incident)
-    return view
+    # Serialised once, here: the view was just built and validated (response_model only
+    # documents the shape).
+    return Response(view.model_dump_json(), media_type="application/json")
 
 
 @router.get("/incidents/{incident_id}/summary/$document")

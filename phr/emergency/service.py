@@ -375,10 +375,8 @@ def confirm(*, session: Session, actor: Actor, incident_id: str, body: schemas.C
     identified and the emergency episode opened."""
     incident = _attending(session, actor, incident_id)
     flows.check(incident.status, flows.IDENTIFIED)
-    cand = next(
-        (c for c in repository.candidates(session, incident.id) if c.pk == body.candidate_id),
-        None,
-    )
+    cands = repository.candidates(session, incident.id)
+    cand = next((c for c in cands if c.pk == body.candidate_id), None)
     if cand is None or cand.status != "candidate":
         raise NotFound("candidate not found")
     ok = False
@@ -411,7 +409,7 @@ def confirm(*, session: Session, actor: Actor, incident_id: str, body: schemas.C
         )
         raise Forbidden("the candidate is not confirmed; nothing is unlocked")
     now = utcnow()
-    for c in repository.candidates(session, incident.id):
+    for c in cands:
         c.status = "confirmed" if c.pk == cand.pk else "rejected"
     episode = policy.open_episode(
         session, actor, policy_schemas.EpisodeCreate(patient=cand.resident_id)

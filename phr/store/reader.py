@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from consent import audit, engine
@@ -113,9 +114,8 @@ class RecordReader:
     def search(self, req: fsearch.SearchRequest, *, query_text: str = "") -> SearchResult:
         stmt = fsearch.statement(req, self._access)
         total: int | None = None
-        if req.total != "none" or req.summary_count:
-            total = int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
         if req.summary_count:
+            total = self._count(stmt)
             self._log_rows("search", [], detail=f"{req.resource_type}?{query_text} total={total}")
             return SearchResult([], total)
         pks = list(
@@ -123,6 +123,11 @@ class RecordReader:
                 stmt.order_by(*fsearch.sort_columns(req)).limit(req.count).offset(req.offset)
             )
         )
+        if req.total != "none":
+            # A page that is not full tells the total (the common case: a patient's
+            # results on one page); only a full page, or one past the end, needs the count.
+            last_page = len(pks) < req.count and (req.offset == 0 or bool(pks))
+            total = req.offset + len(pks) if last_page else self._count(stmt)
         matches = repo.by_pks(self.session, pks)
         included = self._includes(req, matches)
         self._log_rows(
@@ -131,6 +136,9 @@ class RecordReader:
             detail=f"{req.resource_type}?{query_text}",
         )
         return SearchResult(matches, total, included)
+
+    def _count(self, stmt: Select[Any]) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
     def _includes(self, req: fsearch.SearchRequest, matches: Sequence[Resource]) -> list[Resource]:
         if not matches or not (req.include or req.revinclude):
@@ -193,6 +201,18 @@ class RecordReader:
                     out.append(r)
         return out
 
+    def read_keys(self, keys: Collection[tuple[str, str]], *, detail: str = "") -> list[Resource]:
+        """Visible live resources by ``(type, id)``: one keyed query per type (no search
+        machinery), logged as one search look per resident touched. What the caller may
+        not see is simply absent."""
+        found = self._fetch_keys(set(keys), set()) if keys else []
+        order = {t: n for n, t in enumerate(dict.fromkeys(t for t, _ in keys))}
+        found.sort(key=lambda r: (order[r.resource_type], r.pk))  # as a search would
+        self._log_rows(
+            "search", [(r.resource_type, r.id, r.resident_id) for r in found], detail=detail
+        )
+        return found
+
     def _fetch_keys(self, keys: set[tuple[str, str]], seen: set[int]) -> list[Resource]:
         out: list[Resource] = []
         by_type: dict[str, list[str]] = defaultdict(list)
@@ -244,11 +264,11 @@ class RecordReader:
                     .limit(batch)
                 )
             )
-            if not rows:
-                break
             returned += len(rows)
-            last = rows[-1].pk
             yield from rows
+            if len(rows) < batch:  # the last batch: no need to ask for an empty one
+                break
+            last = rows[-1].pk
         self._log_one(action, "Patient", resident_id, resident_id, count=returned)
 
     def compartments(

@@ -203,3 +203,64 @@ class TestChokePoint:
             ("read", "deny", "b"),
         ]
         assert entries[-1].client_id == "app"
+
+    def test_read_keys_returns_only_what_is_visible_and_logs_the_look(
+        self, session: Session
+    ) -> None:
+        from consent.models import AuditEntry
+
+        ws = repo.put_many(
+            session,
+            [
+                repo.Put(obs("a", "x", "2024", 1), "a"),
+                repo.Put(obs("a", "y", "2024", 2), "a"),
+                repo.Put(obs("b", "x", "2024", 1), "b"),
+            ],
+        )
+        me = Actor(kind="resident", resident_id="a", client_id="app")
+        reader = RecordReader(session, me, Purpose.PATIENT_ACCESS)
+        keys = [("Observation", w.id) for w in reversed(ws)] + [("Observation", "nope")]
+        found = reader.read_keys(keys, detail="referenced")
+        # b's Observation is not there for a; in storage order, as a search answers.
+        assert [r.id for r in found] == [ws[0].id, ws[1].id]
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.pk.desc())).first()
+        assert entry is not None
+        assert (entry.action, entry.resident_id, entry.count) == ("search", "a", 2)
+        assert entry.detail.startswith("referenced")
+        assert reader.read_keys([]) == []
+
+
+class TestSearchTotal:
+    def test_the_total_is_right_on_every_page(self, session: Session) -> None:
+        repo.put_many(session, [repo.Put(obs("t", "z", f"202{i}", i), "t") for i in range(3)])
+        reader = RecordReader(session, SYSTEM, Purpose.OPERATIONS)
+
+        def page(offset: int, count: int) -> tuple[int, int | None]:
+            params = [("code", "z"), ("_count", str(count)), ("_offset", str(offset))]
+            res = reader.search(fsearch.parse("Observation", params))
+            return len(res.matches), res.total
+
+        assert page(0, 2) == (2, 3)  # a full page: counted
+        assert page(2, 2) == (1, 3)  # the last page tells the total
+        assert page(0, 10) == (3, 3)
+        assert page(5, 2) == (0, 3)  # past the end: counted
+        assert page(0, 3) == (3, 3)
+
+    def test_a_page_that_is_not_full_needs_no_count_query(self, session: Session) -> None:
+        from sqlalchemy import event
+
+        repo.put_many(session, [repo.Put(obs("u", "w", "2024", 1), "u")])
+        reader = RecordReader(session, SYSTEM, Purpose.OPERATIONS)
+        seen: list[str] = []
+
+        def listen(conn: object, cursor: object, statement: str, *args: object) -> None:
+            seen.append(statement)
+
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            res = reader.search(fsearch.parse("Observation", [("code", "w")]))
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        assert res.total == 1 and len(res.matches) == 1
+        assert not [s for s in seen if "count(" in s.lower()]

@@ -51,7 +51,6 @@ from fhir_gateway.validation import known_type
 from phr import __version__
 from phr.errors import InvalidInput, NotFound
 from phr.store import repository as repo
-from phr.store import search as fsearch
 from phr.store.indexer import date_range, iso_instant, utcnow
 from phr.store.models import Resource
 from phr.store.reader import RecordReader
@@ -573,15 +572,14 @@ def _add_referenced(
                 frontier.append(loaded[key])
             elif _may_read(reader.actor, key[0]):
                 fetch.setdefault(key[0], []).append(key[1])
-        for rtype, ids in fetch.items():
-            for i in range(0, len(ids), _ID_CHUNK):
-                chunk = ids[i : i + _ID_CHUNK]
-                req = fsearch.parse(rtype, [("_id", ",".join(chunk))], default_count=len(chunk))
-                req.total = "none"
-                for row in reader.search(req, query_text=f"_id={','.join(chunk)}").matches:
-                    item = _Item(row, repo.load_json(row.content))
-                    entries.setdefault(item.key, item)
-                    frontier.append(item)
+        keys = [(rtype, i) for rtype, ids in fetch.items() for i in ids]
+        for n in range(0, len(keys), _ID_CHUNK):
+            chunk = keys[n : n + _ID_CHUNK]
+            detail = " ".join(sorted({t for t, _ in chunk})) + " referenced by the summary"
+            for row in reader.read_keys(chunk, detail=detail):
+                item = _Item(row, repo.load_json(row.content))
+                entries.setdefault(item.key, item)
+                frontier.append(item)
 
 
 # ---- narrative ------------------------------------------------------------------------------
