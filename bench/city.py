@@ -83,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keys (they seal the ACPs) and cards, shared by the generator and the server",
     )
     p.add_argument("--json", type=Path, help="also write every result to this JSON file")
+    p.add_argument(
+        "--table-from",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="measure nothing: print the table of earlier runs' --json files, sizes merged",
+    )
     return p.parse_args(argv)
 
 
@@ -398,8 +405,37 @@ def summary_rows(
     return rows
 
 
+def print_table(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    scales = [s["scale"] for s in results["sizes"]]
+    print("\n## City benchmark: Tsukuba at " + ", ".join(f"{s:g}" for s in scales) + "\n")
+    print(common.markdown_table(summary_rows(results["ingest"], results["sizes"])))
+    print()
+    print(
+        f"p50 / p99 latency, client side; API: {args.concurrency} clients, paramedic: "
+        f"{args.crews} crews, uvicorn --workers {args.workers}, {args.duration:g} s measured "
+        f"after {args.warmup:g} s warm-up per scenario; whole run {results['wall_s']:,} s."
+    )
+    print()
+    print(common.machine_table(common.machine(args.database_url)))
+
+
+def merged(files: list[Path]) -> dict[str, Any]:
+    out: dict[str, Any] = {"ingest": None, "sizes": [], "wall_s": 0}
+    for f in files:
+        r = json.loads(f.read_text())
+        out["ingest"] = out["ingest"] or r["ingest"]
+        out["sizes"] += r["sizes"]
+        out["wall_s"] += r["wall_s"]
+    out["sizes"].sort(key=lambda s: s["scale"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.table_from:
+        results = merged(args.table_from)
+        print_table(args, results)
+        return results
     args.data_dir.mkdir(parents=True, exist_ok=True)
     _env(args)
     t0 = time.perf_counter()
@@ -421,16 +457,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for scale in scales:
         results["sizes"].append(one_size(args, scale))
     results["wall_s"] = round(time.perf_counter() - t0)
-    print("\n## City benchmark: Tsukuba at " + ", ".join(f"{s:g}" for s in scales) + "\n")
-    print(common.markdown_table(summary_rows(results["ingest"], results["sizes"])))
-    print()
-    print(
-        f"p50 / p99 latency, client side; API: {args.concurrency} clients, paramedic: "
-        f"{args.crews} crews, uvicorn --workers {args.workers}, {args.duration:g} s measured "
-        f"after {args.warmup:g} s warm-up per scenario; whole run {results['wall_s']:,} s."
-    )
-    print()
-    print(common.machine_table(common.machine(args.database_url)))
+    print_table(args, results)
     common.write_json(args.json, results)
     return results
 
