@@ -295,10 +295,13 @@ def _api(size: dict[str, Any], scenario: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def _latency(r: dict[str, Any] | None, unit: str = "req/s", rate: str = "req_per_s") -> str:
+def _latency(r: dict[str, Any] | None) -> str:
     if not r:
         return "-"
-    return f"{r['p50_ms']:,} / {r['p99_ms']:,} ms, {r[rate]:,.0f} {unit}"
+    return (
+        f"{r['p50_ms']:,} / {r['p99_ms']:,} ms, {r['req_per_s']:,.0f} req/s, "
+        f"{r.get('server_cpu_ms_per_req', '-')} ms server CPU/req"
+    )
 
 
 def _generation(s: dict[str, Any]) -> str:
@@ -311,6 +314,7 @@ def _paramedic(s: dict[str, Any]) -> str:
     whole = p["rows"][0]
     return (
         f"{whole['p50_ms']:,} / {whole['p99_ms']:,} ms, {p['calls_per_s']} calls/s, "
+        f"{p['cpu'].get('server_cpu_ms_per_call', '-')} ms server CPU/call, "
         f"{p['errors']} errors ({p['people']:,} residents)"
     )
 
