@@ -45,8 +45,13 @@ fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The city-sized benchmark: Tsukuba generated at 1 % and 10 % (bench/make_city.py), then
+# ingest, FHIR read/search/$everything, the paramedic call, polypharmacy and bulk export
+# measured on each; ONE table (docs/performance.md). Drops the public schema of
+# $$PHR_BENCH_DATABASE_URL. ~75 min on the shared 2-core VM (docs/performance.md). A quick look:
+#   make bench BENCH_ARGS="--scales 0.002,0.01 --duration 5 --skip-screen"
 bench: install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/city.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -220,11 +220,13 @@ def store_records(
     ids: dict[int, str] | None = None,
     existing: dict[tuple[str, str], tuple[ResourceSource, str, int]] | None = None,
     provenance: bool = True,
+    bulk: bool = False,
 ) -> StoreResult:
     """Write source records (patient references already resolved) idempotently.
 
     ``ids``/``existing`` may come from :func:`plan_ids` when the caller needed the
-    platform ids first (to rewrite references inside a bundle).
+    platform ids first (to rewrite references inside a bundle). ``bulk``: new rows by COPY
+    on PostgreSQL (:func:`phr.store.repository.put_many` ``copy``); for bulk loads.
     """
     now = utcnow()
     if ids is None or existing is None:
@@ -284,7 +286,7 @@ def store_records(
         prev = existing.get(key)
         if prev is not None:
             changed_sources.append((prev[0], shash))
-    written = repo.put_many(session, [p for _, p in puts], now=now) if puts else []
+    written = repo.put_many(session, [p for _, p in puts], now=now, copy=bulk) if puts else []
     for (i, put), w in zip(puts, written, strict=True):
         rec = records[i]
         key = (put.resource["resourceType"], rec.source_key)
@@ -309,7 +311,9 @@ def store_records(
         src.source_hash = shash
         src.received_at = now
         src.import_id = import_id
-    if new_sources:
+    if new_sources and bulk:
+        repo.bulk_insert(session, ResourceSource.__table__, new_sources)
+    elif new_sources:
         from sqlalchemy import insert
 
         session.execute(insert(ResourceSource), new_sources)

@@ -21,10 +21,17 @@ from phr.demo.clinical import (
     Prescription,
     Visit,
 )
-from phr.demo.drugs import DRUG_CODE_SYSTEM
+from phr.demo.drugs import DRUG_CODE_SYSTEM, Sig
 from phr.demo.people import INSURER_NUMBERS, Resident
 
-__all__ = ["ICD10", "LOINC", "clinic_bundle", "insurance_member_id", "mrn"]
+__all__ = [
+    "ICD10",
+    "LOINC",
+    "clinic_bundle",
+    "dosage_instruction",
+    "insurance_member_id",
+    "mrn",
+]
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 LOINC = "http://loinc.org"
@@ -271,10 +278,8 @@ def _observation(m: Measurement, v: Visit, patient: str, encounter: str) -> dict
 _WHEN_ROUTE = {"内用薬": "内服", "外用薬": "外用"}
 
 
-def _medication_request(
-    p: Prescription, v: Visit, patient: str, encounter: str, clinic_name: str
-) -> dict[str, Any]:
-    sig = p.sig
+def dosage_instruction(sig: Sig) -> dict[str, Any]:
+    """The FHIR Dosage of a sig (用法・用量)."""
     repeat: dict[str, Any] = (
         {"frequency": 1, "period": 1, "periodUnit": "wk"}
         if sig.weekly
@@ -293,6 +298,14 @@ def _medication_request(
         dosage["asNeededBoolean"] = True
         del dosage["timing"]
         dosage["text"] = sig.timing_text
+    return dosage
+
+
+def _medication_request(
+    p: Prescription, v: Visit, patient: str, encounter: str, clinic_name: str
+) -> dict[str, Any]:
+    sig = p.sig
+    dosage = dosage_instruction(sig)
     qty = int(p.quantity) if float(p.quantity).is_integer() else p.quantity
     mr: dict[str, Any] = {
         "resourceType": "MedicationRequest",

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from phr.store.indexer import extract, flatten, iso_instant, utcnow
@@ -111,9 +111,14 @@ def _existing(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[s
 
 
 def put_many(
-    session: Session, puts: Sequence[Put], *, now: datetime | None = None
+    session: Session, puts: Sequence[Put], *, now: datetime | None = None, copy: bool = False
 ) -> list[Written]:
-    """Create or version every resource; unchanged content writes nothing."""
+    """Create or version every resource; unchanged content writes nothing.
+
+    ``copy``: on PostgreSQL, write the new ``resource`` rows with COPY (their keys drawn
+    from the table's sequence first) instead of a multi-row INSERT ... RETURNING, whose
+    statement psycopg parses in Python. For bulk loads; the rows are the same.
+    """
     now = now or utcnow()
     for p in puts:
         if not p.resource.get("id"):
@@ -126,13 +131,15 @@ def put_many(
         key = (p.resource["resourceType"], p.resource["id"])
         (rest if key in seen else first).append(p)
         seen.add(key)
-    written = _put_round(session, first, now)
+    written = _put_round(session, first, now, copy)
     if rest:
-        written += put_many(session, rest, now=now)
+        written += put_many(session, rest, now=now, copy=copy)
     return written
 
 
-def _put_round(session: Session, puts: Sequence[Put], now: datetime) -> list[Written]:
+def _put_round(
+    session: Session, puts: Sequence[Put], now: datetime, copy: bool = False
+) -> list[Written]:
     keys = [(p.resource["resourceType"], p.resource["id"]) for p in puts]
     existing = _existing(session, keys)
     stamp = iso_instant(now)
@@ -190,12 +197,16 @@ def _put_round(session: Session, puts: Sequence[Put], now: datetime) -> list[Wri
             for p, m, content in creates
         ]
         table: Any = Resource.__table__
-        pks = (
-            session.connection()
-            .execute(table.insert().returning(table.c.pk, sort_by_parameter_order=True), rows)
-            .scalars()
-            .all()
-        )
+        pks: Sequence[int]
+        if copy and session.connection().dialect.name == "postgresql":
+            pks = _copy_resources(session, rows)
+        else:
+            pks = (
+                session.connection()
+                .execute(table.insert().returning(table.c.pk, sort_by_parameter_order=True), rows)
+                .scalars()
+                .all()
+            )
         for (_p, m, _c), pk in zip(creates, pks, strict=True):
             results[m["i"]].pk = pk
     if updates:
@@ -245,6 +256,24 @@ def _put_round(session: Session, puts: Sequence[Put], now: datetime) -> list[Wri
         )
         _insert_index_rows(session, index_rows)
     return [results[i] for i in range(len(puts))]
+
+
+def _copy_resources(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """New ``resource`` rows by COPY, with keys taken from the table's own sequence."""
+    conn = session.connection()
+    pks = sorted(
+        conn.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('resource', 'pk')) "
+                "FROM generate_series(1, :n)"
+            ),
+            {"n": len(rows)},
+        ).scalars()
+    )
+    bulk_insert(
+        session, Resource.__table__, [{"pk": pk, **r} for pk, r in zip(pks, rows, strict=True)]
+    )
+    return pks
 
 
 def bulk_insert(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
