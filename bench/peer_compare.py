@@ -26,6 +26,7 @@ Needs ``npm ci`` in ``bench/peer`` (Node 20.19+). The database's public schema i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import select
@@ -155,8 +156,13 @@ class Query:
     expect: str = "equal"
     note: str = ""
     sort: str | None = None  # element whose values must come out in the same order
+    sort_note: str = ""  # why the peer's order may differ (a repeating element)
     # When the peer cannot answer: which loaded resources the spec says match.
     oracle: Callable[[dict[str, Any]], bool] | None = None
+
+    @property
+    def descending(self) -> bool:
+        return any(k == "_sort" and v.startswith("-") for k, v in self.params)
 
     def text(self) -> str:
         return f"{self.rtype}?" + "&".join(f"{k}={v}" for k, v in self.params)
@@ -264,8 +270,17 @@ TOKEN_CASE_NOTE = (
 AP_NOTE = (
     "FHIR R4 search §3.1.1.4.5 leaves 'ap' to the server ('the recommended value for the "
     "approximation is 10% of the stated value (or for a date, 10% of the gap between now "
-    "and the date)'); ours widens the range by 10% of its width plus a day, Medplum's "
-    "matcher treats ap as plain overlap (match.ts matchesDateValue)"
+    "and the date)'); ours widens the range on each side by its width plus 10% of it (at "
+    "least a tenth of a day), Medplum's matcher treats ap as plain overlap (match.ts "
+    "matchesDateValue)"
+)
+SORT_NOTE = (
+    "a patient with two names (official and maiden): Medplum's MemoryRepository "
+    "sortComparator (fhir-router repo.ts) compares JSON.stringify of all the values in "
+    "document order, i.e. sorts by the first family name; FHIR R4 search.html#_sort: a "
+    "repeating element sorts by 'the item ... that comes earliest in the specified sort "
+    "order' (lowest ascending, highest descending). Ours follows the spec, and its order "
+    "is checked against that rule on the returned resources"
 )
 QUANTITY_NOTE = (
     "Medplum's in-memory matcher (core/search/match.ts matchesSearchFilter) has no case "
@@ -492,6 +507,15 @@ def battery(f: Facts) -> list[Query]:
             [("_sort", "family"), ("_count", "2")],
             "_sort",
             sort="family",
+            sort_note=SORT_NOTE,
+        ),
+        q(
+            "_sort -family, _count=3 pages",
+            "Patient",
+            [("_sort", "-family"), ("_count", "3")],
+            "_sort",
+            sort="family",
+            sort_note=SORT_NOTE,
         ),
         q("_count=25 pages", "Observation", [("code", loinc[1]), ("_count", "25")], "_count"),
         q(
@@ -588,7 +612,7 @@ def fetch(target: Target, query: Query) -> Answer:
             if mode == "match":
                 matches += 1
                 if query.sort:
-                    order.append(_sort_value(r, query.sort))
+                    order.append(_sort_value(r, query.sort, query.descending))
         if target.pages_by_offset:
             offset += count
             path = path if matches == count and count > 0 else None
@@ -605,11 +629,17 @@ def _split_url(url: str) -> tuple[str, list[tuple[str, str]]]:
     return parts.path, parse_qsl(parts.query, keep_blank_values=True)
 
 
-def _sort_value(resource: dict[str, Any], element: str) -> Any:
+def _sort_value(resource: dict[str, Any], element: str, descending: bool) -> Any:
+    """The value a resource sorts by under R4 search.html#_sort: of a repeating element,
+    the one that comes earliest in the sort order."""
     if element == "family":
-        names = resource.get("name") or [{}]
-        return min((n.get("family") or "").lower() for n in names)
+        families = [(n.get("family") or "").lower() for n in resource.get("name") or [{}]]
+        return max(families) if descending else min(families)
     return resource.get(element)
+
+
+def _in_order(values: Sequence[Any], descending: bool) -> bool:
+    return all((a >= b) if descending else (a <= b) for a, b in itertools.pairwise(values))
 
 
 @dataclass
@@ -647,11 +677,16 @@ def judge(
     if query.expect == "equal":
         if only_ours or only_peer:
             return "MISMATCH", diff
+        if query.sort and not _in_order(ours.order, query.descending):
+            return "MISMATCH", f"ours is not in the R4 sort order: {ours.order}"
         if query.sort and ours.order != peer.order:
-            return (
-                "MISMATCH",
-                f"sort order differs: ours {ours.order[:8]}... peer {peer.order[:8]}...",
-            )
+            pairs = enumerate(zip(ours.order, peer.order, strict=False))
+            first = next((i for i, (a, b) in pairs if a != b), len(peer.order))
+            where = f"from position {first}: ours {ours.order[first : first + 4]}, "
+            where += f"peer {peer.order[first : first + 4]}"
+            if query.sort_note:
+                return "explained", f"order differs {where}; {query.sort_note}"
+            return "MISMATCH", f"sort order differs {where}"
         return "match", ""
     if query.expect in ("ours-subset", "peer-subset") and not only_ours and not only_peer:
         return "match", ""  # a permitted difference that did not occur
@@ -693,9 +728,12 @@ def compare(
     queries: Sequence[Query],
     resources: Sequence[tuple[str, str, dict[str, Any]]],
     repeats: int = 1,
+    progress: bool = False,
 ) -> list[Outcome]:
     out: list[Outcome] = []
-    for query in queries:
+    for i, query in enumerate(queries, 1):
+        if progress:
+            print(f"[{i}/{len(queries)}] {query.label}", file=sys.stderr, flush=True)
         try:
             o_runs = [fetch(ours, query) for _ in range(repeats)]
             p_runs = [fetch(peer, query) for _ in range(repeats)]
@@ -843,7 +881,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             common.vacuum_analyze(args.database_url)
             facts = Facts.of(bundles)
-            outcomes = compare(ours, peer, battery(facts), facts.resources, repeats=args.repeats)
+            outcomes = compare(
+                ours, peer, battery(facts), facts.resources, args.repeats, progress=True
+            )
     info = {"bundles": len(bundles), "resources": n, "repeats": args.repeats}
     print(report(outcomes, info))
     print()
