@@ -286,7 +286,7 @@ QUANTITY_NOTE = (
     "Medplum's in-memory matcher (core/search/match.ts matchesSearchFilter) has no case "
     "for quantity parameters and rejects every resource; ours is checked instead against "
     "Observation.valueQuantity read from the bundles with the R4 rules (§3.1.1.4.5 "
-    "prefixes; eq on the implicit precision of the value: 176.2 means [176.15, 176.25))"
+    "prefixes; eq on the implicit precision of the value: 5.4 means [5.35, 5.45))"
 )
 
 
