@@ -362,19 +362,22 @@ def sort_columns(req: SearchRequest) -> list[Any]:
         elif name == "_lastUpdated":
             col = Resource.last_updated
         else:
+            # A repeating element sorts by "the item in the set of multiple parameters that
+            # comes earliest in the specified sort order" (R4 search.html#_sort): the lowest
+            # value ascending, the highest descending.
             p = known[name]
+            pick: Any = func.max if desc else func.min
             model: Any
             if p.kind == "date":
-                model, attr = SearchDate, (SearchDate.high if desc else SearchDate.low)
-                agg = func.max(attr) if desc else func.min(attr)
+                model, agg = SearchDate, pick(SearchDate.high if desc else SearchDate.low)
             elif p.kind == "string":
-                model, agg = SearchString, func.min(SearchString.value)  # type: ignore[arg-type]
+                model, agg = SearchString, pick(SearchString.value)
             elif p.kind == "quantity":
-                model, agg = SearchQuantity, func.min(SearchQuantity.value)  # type: ignore[arg-type]
+                model, agg = SearchQuantity, pick(SearchQuantity.value)
             elif p.kind == "token":
-                model, agg = SearchToken, func.min(SearchToken.code)  # type: ignore[arg-type]
+                model, agg = SearchToken, pick(SearchToken.code)
             else:
-                model, agg = SearchReference, func.min(SearchReference.target_id)  # type: ignore[arg-type]
+                model, agg = SearchReference, pick(SearchReference.target_id)
             col = (
                 select(agg)
                 .where(model.resource_pk == Resource.pk, model.param == name)

@@ -162,6 +162,32 @@ class TestSearch:
         assert [r.id for r in res.matches] == [data["b24"], data["a24"]]
         assert res.total == 3
 
+    def test_a_repeating_element_sorts_by_its_earliest_value_in_the_order(
+        self, session: Session
+    ) -> None:
+        """R4 search.html#_sort: the lowest value ascending, the highest descending.
+        Found by the Medplum correctness peer (bench/peer_compare.py)."""
+        people = [
+            ("married", ["Weimann", "Lynch"]),  # official name, maiden name
+            ("single", ["Moss"]),
+        ]
+        ws = repo.put_many(
+            session,
+            [
+                repo.Put({"resourceType": "Patient", "name": [{"family": f} for f in fams]}, label)
+                for label, fams in people
+            ],
+        )
+        ids = {label: w.id for (label, _), w in zip(people, ws, strict=True)}
+        reader = RecordReader(session, SYSTEM, Purpose.OPERATIONS)
+
+        def order(sort: str) -> list[str]:
+            res = reader.search(fsearch.parse("Patient", [("_sort", sort)]))
+            return [r.id for r in res.matches]
+
+        assert order("family") == [ids["married"], ids["single"]]  # lynch < moss
+        assert order("-family") == [ids["married"], ids["single"]]  # weimann > moss
+
     def test_unknown_parameter_is_a_clear_error(self, session: Session) -> None:
         with pytest.raises(InvalidInput, match="unknown search parameter"):
             fsearch.parse("Observation", [("colour", "blue")])
