@@ -65,6 +65,10 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
 
+    from phr.security.middleware import SecurityMiddleware
+
+    app.add_middleware(SecurityMiddleware)
+
     @app.exception_handler(PHRError)
     async def phr_error(request: Request, exc: PHRError) -> Response:
         return _render(request, exc)
