@@ -120,6 +120,10 @@ def create_app() -> FastAPI:
 
     mount_modules(app)
 
+    from phr.openapi import install as install_openapi
+
+    install_openapi(app)
+
     @app.get("/health", tags=["platform"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}

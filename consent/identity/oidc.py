@@ -494,7 +494,7 @@ def who_is_signed_in(request: Request, session: SessionDep) -> JSONResponse:
     )
 
 
-@router.post("/auth/signout", summary="End the resident web session")
+@router.post("/auth/signout", summary="End the resident web session", status_code=204)
 def sign_out(request: Request, session: SessionDep) -> Response:
     end_resident_session(request, session)
     response = Response(status_code=204)
@@ -786,12 +786,20 @@ def _authorize_decision(
     return response
 
 
-@router.get("/oauth/authorize", summary="Authorization endpoint (code + PKCE): consent screen")
+@router.get(
+    "/oauth/authorize",
+    summary="Authorization endpoint (code + PKCE): consent screen",
+    response_class=HTMLResponse,
+)
 def authorize(request: Request, session: SessionDep) -> Response:
     return _authorize_page(request, session, list(request.query_params.multi_items()))
 
 
-@router.post("/oauth/authorize", summary="The person's decision on the consent screen")
+@router.post(
+    "/oauth/authorize",
+    summary="The person's decision on the consent screen",
+    response_class=HTMLResponse,
+)
 async def authorize_decision(request: Request, session: SessionDep) -> Response:
     form = await request.form()
     pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]

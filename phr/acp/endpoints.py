@@ -34,7 +34,9 @@ def versions(session: SessionDep, actor: ActorDep) -> list[schemas.VersionInfo]:
 
 
 @router.get("/api/me/acp/versions/{version}", response_model=schemas.AcpRead)
-def version(version: int, session: SessionDep, actor: ActorDep) -> schemas.AcpRead:
+def version(
+    version: schemas.VersionNumber, session: SessionDep, actor: ActorDep
+) -> schemas.AcpRead:
     return service.read_version(session=session, actor=actor, version=version)
 
 
