@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -56,6 +55,24 @@ def headers_for(path: str, tokens: dict[str, Any]) -> dict[str, str]:
     return dict(tokens["resident"] if path.startswith(RESIDENT_PREFIXES) else tokens["org"])
 
 
+def fuzz(operation: Any, headers: dict[str, str]) -> Any:
+    """The Hypothesis test of one operation: ``EXAMPLES`` generated requests."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize="PHR_FUZZ_EXAMPLES" not in os.environ,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy())
+    def run(case: Any) -> None:
+        case.call_and_validate(headers=headers, checks=CHECKS)
+
+    return run
+
+
 def test_no_operation_fails_or_breaks_its_schema(app: Any, tokens: dict[str, Any]) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: list[str] = []
@@ -63,23 +80,9 @@ def test_no_operation_fails_or_breaks_its_schema(app: Any, tokens: dict[str, Any
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        path = operation.path
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            derandomize="PHR_FUZZ_EXAMPLES" not in os.environ,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy(), data=st.data())
-        def run(case: Any, data: Any, headers: dict[str, str] = headers_for(path, tokens)) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
-
         try:
-            run()
+            fuzz(operation, headers_for(operation.path, tokens))()
         except (Exception, BaseExceptionGroup) as exc:  # reported together below
-            failures.append(f"{operation.method.upper()} {path}: {str(exc)[:3000]}")
+            failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:3000]}")
     assert operations > 50
     assert failures == [], "\n\n".join(failures)
