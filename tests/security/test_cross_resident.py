@@ -94,9 +94,20 @@ def leaks(r: Any, world: dict[str, Any]) -> list[str]:
     return found
 
 
-def sweep(client: TestClient, world: dict[str, Any], headers: dict[str, str]) -> list[str]:
+# What staff tokens try (the same code paths as the organisations' clients, whose sweep is
+# the full list): read, search, $everything, history, vread, the _include tricks.
+STAFF_URLS = (0, 2, 3, 5, 9, 12, 13, 15)
+
+
+def sweep(
+    client: TestClient,
+    world: dict[str, Any],
+    headers: dict[str, str],
+    only: tuple[int, ...] | None = None,
+) -> list[str]:
     wrong = []
-    for url in victim_urls(world):
+    urls = victim_urls(world)
+    for url in [urls[i] for i in only] if only else urls:
         r = client.get(url, headers=headers, follow_redirects=False)
         if r.status_code >= 500:
             wrong.append(f"{url}: {r.status_code}")
@@ -154,7 +165,7 @@ def test_staff_of_every_role_get_nothing_of_another_residents_record(
             organization_id=org,
             role=role,
         )
-        wrong += [f"{org} {role} {w}" for w in sweep(client, world, h)]
+        wrong += [f"{org} {role} {w}" for w in sweep(client, world, h, STAFF_URLS)]
     assert wrong == []
 
 
