@@ -5,6 +5,7 @@ JSON APIs — public, signed-in and sign-in routes alike."""
 from __future__ import annotations
 
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,6 +82,19 @@ class TestDepth:
                 assert "nested" in r.text
                 assert_error_shape(r, fhir)
                 assert time.monotonic() - started < 2
+
+    def test_refusing_a_deep_body_takes_little_memory(
+        self, client: TestClient, headers: dict[str, str]
+    ) -> None:
+        body = deep_array(200_000)  # 400 kB; a recursive parser would need 200,000 frames
+        tracemalloc.start()
+        try:
+            r = client.post("/fhir", content=body, headers={**headers, **FHIR_JSON})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert r.status_code == 400
+        assert peak < 8 * len(body), peak  # the buffered body and its bracket copy, no tree
 
     def test_ordinary_nesting_passes(self, client: TestClient, headers: dict[str, str]) -> None:
         limit = get_settings().max_json_depth
