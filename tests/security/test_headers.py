@@ -45,6 +45,8 @@ def check(path: str, r: Any) -> list[str]:
         wrong.append("framing")
     if "default-src 'none'" not in csp or "unsafe-inline" in csp or "unsafe-eval" in csp:
         wrong.append(f"csp {csp!r}")
+    if "text/html" in h.get("content-type", "") and "form-action 'none'" in csp:
+        wrong.append("a page whose forms cannot be sent")
     if not path.startswith(CACHEABLE) and "no-store" not in h.get("cache-control", ""):
         wrong.append(f"cache-control {h.get('cache-control')!r}")
     if "strict-transport-security" in h:
