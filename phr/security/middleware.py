@@ -11,6 +11,8 @@
   413 before it is read — from ``Content-Length`` when given, else while it streams in.
 - **Depth**: a JSON body nested deeper than ``PHR_MAX_JSON_DEPTH`` is refused with 400
   before any parser sees it (deep nesting exhausts recursive parsers and validators).
+- **NUL**: a NUL character in the query string or path, or ``\u0000`` in a JSON body, is
+  refused with 400 (PostgreSQL cannot store it in text or JSONB).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ BASE_HEADERS = (
     (b"content-security-policy", API_CSP.encode()),
     (b"cache-control", b"no-store"),
 )
+# NUL: never meaningful in a URL or a JSON string, and PostgreSQL refuses it in text and
+# JSONB ("cannot contain NUL"), which would surface as a 500 deep in a query.
+_NUL_IN_URL = re.compile(rb"%00|\x00")
+_NUL_IN_JSON = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
@@ -108,10 +114,14 @@ class SecurityMiddleware:
         headers = scope.get("headers", [])
         declared = _content_length(headers)
         try:
+            if _NUL_IN_URL.search(scope.get("query_string", b"")) or "\x00" in scope["path"]:
+                raise _Refused(InvalidInput("NUL characters are not accepted"))
             if declared is not None and declared > limit:
                 raise _Refused(PayloadTooLarge(f"request body exceeds {limit} bytes"))
             if scope["method"] in ("POST", "PUT", "PATCH") and _is_json(headers):
                 body = await _read(receive, limit)
+                if _NUL_IN_JSON.search(body):
+                    raise _Refused(InvalidInput("NUL characters (\\u0000) are not accepted"))
                 depth = json_depth(body)
                 if depth > settings.max_json_depth:
                     raise _Refused(

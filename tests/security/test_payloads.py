@@ -102,6 +102,24 @@ class TestDepth:
         assert ok.status_code in (400, 422) and "nested" not in ok.text
 
 
+class TestNul:
+    def test_nul_in_a_json_string_or_the_query_is_refused_with_400(
+        self, client: TestClient, headers: dict[str, str]
+    ) -> None:
+        patient = b'{"resourceType": "Patient", "name": [{"family": "a\\u0000b"}]}'
+        r = client.post("/fhir/Patient", content=patient, headers={**headers, **FHIR_JSON})
+        assert r.status_code == 400 and "NUL" in r.text
+        assert_error_shape(r, True)
+        r = client.post("/api/triage/evaluate", content=b'{"complaint": "\\u0000"}', headers=JSON)
+        assert r.status_code == 400 and "NUL" in r.text
+        r = client.get("/fhir/Patient", params={"name": "a\x00"}, headers=headers)
+        assert r.status_code == 400
+        assert_error_shape(r, True)
+        # an escaped backslash before "u0000" is no NUL
+        text = b'{"complaint": "\\\\u0000"}'
+        assert "NUL" not in client.post("/api/triage/evaluate", content=text, headers=JSON).text
+
+
 class TestSize:
     def test_a_body_above_the_limit_is_refused_with_413(
         self, client: TestClient, headers: dict[str, str], small_limits: None
