@@ -74,6 +74,10 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
 
+    from phr.security.middleware import SecurityMiddleware
+
+    app.add_middleware(SecurityMiddleware)
+
     @app.exception_handler(PHRError)
     async def phr_error(request: Request, exc: PHRError) -> Response:
         return _render(request, exc)
@@ -132,6 +136,10 @@ def create_app() -> FastAPI:
     from phr.modules.registry import mount_modules
 
     mount_modules(app)
+
+    from phr.openapi import install as install_openapi
+
+    install_openapi(app)
 
     @app.get("/health", tags=["platform"])
     def health() -> dict[str, str]:

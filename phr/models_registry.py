@@ -13,6 +13,7 @@ import phr.biometrics.models
 import phr.bulk.models
 import phr.emergency.models
 import phr.polypharmacy.models
+import phr.security.models
 import phr.store.models
 import phr.triage.models  # noqa: F401
 from phr.db import Base

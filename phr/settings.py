@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     audit_chain_interval: float = 1.0
     max_bundle_entries: int = 20_000
     max_request_bytes: int = 64 * 1024 * 1024
+    # Request limits of phr.security.middleware (docs/security.md): bodies of the routes
+    # outside /fhir, the deepest JSON nesting accepted anywhere, and HSTS under https.
+    max_api_request_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 100
+    hsts_max_age: int = 31_536_000
+    # Failed sign-ins and identification lookups (phr.security.limiter): how many failures
+    # per account and per client address within the window before answers are 429.
+    signin_failures_per_account: int = 10
+    signin_failures_per_address: int = 50
+    signin_window_seconds: int = 900
+    lookups_per_actor: int = 60
+    lookup_window_seconds: int = 600
     default_page_size: int = 50
     max_page_size: int = 1000
     demo_mode: bool = True

@@ -92,6 +92,7 @@ from consent.identity.models import AppClient, AuthorizationCode, RefreshToken, 
 from consent.models import OAuthClient, Organization
 from phr.db import SessionDep
 from phr.errors import Forbidden, NotAuthenticated
+from phr.security import limiter
 from phr.settings import Settings, get_settings
 from phr.store.indexer import utcnow
 from phr.store.models import Resident
@@ -1280,8 +1281,26 @@ async def token_endpoint(request: Request, session: SessionDep) -> Response:
     http = await _read_token_request(request)
     if isinstance(http, OAuth2Error):
         return server.handle_error_response(None, http)
+    counters = limiter.sign_in_counters(
+        "oauth-token", account=_named_client(http), address=limiter.client_address(request)
+    )
+    limiter.refuse_if_locked(session, counters)
     # Secret hashing (scrypt) and the database lookups are blocking: keep them off the loop.
-    return await run_in_threadpool(server.token_response, http)
+    response = await run_in_threadpool(server.token_response, http)
+    if response.status_code == 401:  # invalid_client: a wrong secret or unknown client
+        limiter.record_failure(session, counters)
+    return response
+
+
+def _named_client(http: TokenHTTPRequest) -> str | None:
+    """The client id the request claims (Basic auth or the form), for counting failures."""
+    basic_id, _ = extract_basic_authorization(http.headers)
+    if basic_id:
+        return str(basic_id)[:200]
+    for name, value in http.form:
+        if name == "client_id" and value:
+            return value[:200]
+    return None
 
 
 @router.post(

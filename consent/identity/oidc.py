@@ -63,6 +63,8 @@ from consent.identity.oauth import (
 from consent.models import OAuthClient
 from phr.db import SessionDep
 from phr.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, PHRError
+from phr.security import limiter
+from phr.security.csp import inline_style_policy
 from phr.settings import Settings, get_settings
 from phr.store.indexer import utcnow
 from phr.store.reader import RecordReader
@@ -127,8 +129,7 @@ def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
             # No form-action: browsers apply it to the redirect to the app after the form.
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-            "frame-ancestors 'none'",
+            "Content-Security-Policy": inline_style_policy(html),
         },
     )
 
@@ -452,10 +453,15 @@ async def card_verify(request: Request, session: SessionDep) -> Response:
         answer = CardVerify.model_validate(await _json_body(request))
     except ValidationError as exc:
         raise InvalidInput("expected {nonce, signature, certificate}") from exc
+    counters = limiter.sign_in_counters(
+        "card-sign-in", account=None, address=limiter.client_address(request)
+    )
+    limiter.refuse_if_locked(session, counters)
     try:
         resident_id, token = await run_in_threadpool(_sign_in, session, answer, auth_method="jpki")
     except jpki.CardRefused as exc:
         # Answered, not raised: the transaction commits and the nonce stays consumed.
+        limiter.record_failure(session, counters)
         return _refusal(exc)
     response = JSONResponse(
         {
@@ -488,7 +494,7 @@ def who_is_signed_in(request: Request, session: SessionDep) -> JSONResponse:
     )
 
 
-@router.post("/auth/signout", summary="End the resident web session")
+@router.post("/auth/signout", summary="End the resident web session", status_code=204)
 def sign_out(request: Request, session: SessionDep) -> Response:
     end_resident_session(request, session)
     response = Response(status_code=204)
@@ -602,9 +608,17 @@ async def demo_card_sign_in(resident_id: str, request: Request, session: Session
     _check_csrf(request, csrf if isinstance(csrf, str) else None)
     raw_return = form.get("return_to")
     return_to = _safe_return_to(raw_return if isinstance(raw_return, str) else None)
+    counters = limiter.sign_in_counters(
+        "card-sign-in", account=None, address=limiter.client_address(request)
+    )
+    limiter.refuse_if_locked(session, counters)
     try:
         _, token = await run_in_threadpool(_demo_sign_in, session, resident_id)
+    except NotFound:
+        limiter.record_failure(session, counters)
+        raise
     except jpki.CardRefused as exc:
+        limiter.record_failure(session, counters)
         log.info("demo card sign-in refused: %s", exc.reason)
         return _page(
             "error.html",
@@ -772,12 +786,20 @@ def _authorize_decision(
     return response
 
 
-@router.get("/oauth/authorize", summary="Authorization endpoint (code + PKCE): consent screen")
+@router.get(
+    "/oauth/authorize",
+    summary="Authorization endpoint (code + PKCE): consent screen",
+    response_class=HTMLResponse,
+)
 def authorize(request: Request, session: SessionDep) -> Response:
     return _authorize_page(request, session, list(request.query_params.multi_items()))
 
 
-@router.post("/oauth/authorize", summary="The person's decision on the consent screen")
+@router.post(
+    "/oauth/authorize",
+    summary="The person's decision on the consent screen",
+    response_class=HTMLResponse,
+)
 async def authorize_decision(request: Request, session: SessionDep) -> Response:
     form = await request.form()
     pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from consent.actors import Purpose
 from consent.pia import questionnaire
+from phr.jsontypes import UtcDateTime
 
 __all__ = [
     "SERVICE_ID_PATTERN",
@@ -192,17 +193,17 @@ class PiaRead(BaseModel):
     overall: LevelRead | None
     in_force: bool
     created_by: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     submitted_by: str | None
-    submitted_at: datetime | None
+    submitted_at: UtcDateTime | None
     approved_by: str | None
-    approved_at: datetime | None
+    approved_at: UtcDateTime | None
     published_by: str | None
-    published_at: datetime | None
+    published_at: UtcDateTime | None
     withdrawn_by: str | None
-    withdrawn_at: datetime | None
-    superseded_at: datetime | None
+    withdrawn_at: UtcDateTime | None
+    superseded_at: UtcDateTime | None
     status_reason: str
     review_due: date | None
 
@@ -252,6 +253,6 @@ class PiaPublic(BaseModel):
     retention: str
     risks: list[PublicRisk]
     questionnaire: list[AreaSummary]
-    approved_at: datetime | None
-    published_at: datetime | None
+    approved_at: UtcDateTime | None
+    published_at: UtcDateTime | None
     review_due: date | None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from consent.actors import Purpose
+from phr.jsontypes import UtcDateTime
 from phr.store.sensitivity import CATEGORIES
 
 RecipientKind = Literal["organization", "org_kind", "role", "person", "any"]
@@ -27,8 +27,8 @@ class ProvisionIn(BaseModel):
     sensitive_categories: list[str] = Field(
         default_factory=list, description=f"explicitly shared sensitive data: {CATEGORIES}"
     )
-    period_start: datetime | None = None
-    period_end: datetime | None = None
+    period_start: UtcDateTime | None = None
+    period_end: UtcDateTime | None = None
 
 
 class ConsentCreate(ProvisionIn):
@@ -64,9 +64,9 @@ class EpisodeRead(BaseModel):
     resident_id: str
     ems_organization_id: str
     receiving_organization_id: str | None
-    opened_at: datetime
-    expires_at: datetime
-    closed_at: datetime | None
+    opened_at: UtcDateTime
+    expires_at: UtcDateTime
+    closed_at: UtcDateTime | None
 
 
 class HandoverIn(BaseModel):
@@ -83,8 +83,8 @@ class BreakGlassRead(BaseModel):
     resident_id: str
     organization_id: str
     reason: str
-    opened_at: datetime
-    expires_at: datetime
+    opened_at: UtcDateTime
+    expires_at: UtcDateTime
     review_status: str
 
 

@@ -51,6 +51,7 @@ from phr.errors import (
     UnsupportedMediaType,
     issue,
 )
+from phr.security import limiter
 
 __all__ = ["current_staff", "router"]
 
@@ -169,9 +170,16 @@ async def login(request: Request, session: SessionDep) -> Response:
         raise InvalidInput("invalid sign-in request", issues=issues) from None
     wanted = body.return_to or body.next
     next_path = _safe_next(wanted) if is_form else None
+    counters = limiter.sign_in_counters(
+        "staff-sign-in",
+        account=f"{body.organization_id}|{body.username.casefold()}",
+        address=limiter.client_address(request),
+    )
+    limiter.refuse_if_locked(session, counters)
     try:
         user, token = await run_in_threadpool(_sign_in, session, request, body)
     except NotAuthenticated as exc:
+        limiter.record_failure(session, counters)
         if not is_form or wanted is None:
             raise
         # A person at a browser: show the form again. The failure count is committed with

@@ -7,10 +7,11 @@ or ``totp_uri`` are returned once, by the request that created them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from phr.jsontypes import UtcDateTime
 
 __all__ = [
     "Client",
@@ -92,7 +93,7 @@ class OrganizationRead(Organization):
 
     id: str
     active: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 # --------------------------------------------------------------------------- staff
@@ -123,9 +124,9 @@ class StaffRead(Staff):
     id: str
     organization_id: str
     active: bool
-    locked_until: datetime | None
-    created_at: datetime
-    last_login_at: datetime | None
+    locked_until: UtcDateTime | None
+    created_at: UtcDateTime
+    last_login_at: UtcDateTime | None
 
 
 class StaffCreated(StaffRead):
@@ -155,7 +156,7 @@ class ClientRead(Client):
     grant_types: list[str]
     token_endpoint_auth_method: str
     active: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ClientCreated(ClientRead):

@@ -3,13 +3,15 @@ trusted person's sign-in and reading."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from consent.actors import Purpose
 from consent.identity.oauth import ActorDep
 from phr.acp import schemas, service
 from phr.acp.auth import TrustedDep
 from phr.db import SessionDep
+from phr.errors import NotAuthenticated, NotFound
+from phr.security import limiter
 
 router = APIRouter(tags=["acp"])
 
@@ -32,7 +34,9 @@ def versions(session: SessionDep, actor: ActorDep) -> list[schemas.VersionInfo]:
 
 
 @router.get("/api/me/acp/versions/{version}", response_model=schemas.AcpRead)
-def version(version: int, session: SessionDep, actor: ActorDep) -> schemas.AcpRead:
+def version(
+    version: schemas.VersionNumber, session: SessionDep, actor: ActorDep
+) -> schemas.AcpRead:
     return service.read_version(session=session, actor=actor, version=version)
 
 
@@ -67,14 +71,26 @@ def revoke(invitation_id: str, session: SessionDep, actor: ActorDep) -> schemas.
     return service.revoke_invitation(session=session, actor=actor, invitation_id=invitation_id)
 
 
+# A wrong invitation code (404) is a guess as much as a wrong passphrase (401).
+GUESSES = (NotAuthenticated, NotFound)
+
+
 @router.post("/api/acp/trusted/accept", response_model=schemas.TrustedSessionRead, status_code=201)
-def accept(body: schemas.AcceptInvitation, session: SessionDep) -> schemas.TrustedSessionRead:
-    return service.accept_invitation(session=session, body=body)
+def accept(
+    body: schemas.AcceptInvitation, request: Request, session: SessionDep
+) -> schemas.TrustedSessionRead:
+    with limiter.guarded_sign_in(
+        session, request, "trusted-accept", account=body.login, failures=GUESSES
+    ):
+        return service.accept_invitation(session=session, body=body)
 
 
 @router.post("/api/acp/trusted/sign-in", response_model=schemas.TrustedSessionRead)
-def sign_in(body: schemas.SignIn, session: SessionDep) -> schemas.TrustedSessionRead:
-    return service.sign_in(session=session, body=body)
+def sign_in(
+    body: schemas.SignIn, request: Request, session: SessionDep
+) -> schemas.TrustedSessionRead:
+    with limiter.guarded_sign_in(session, request, "trusted-sign-in", account=body.login):
+        return service.sign_in(session=session, body=body)
 
 
 @router.get("/api/acp/trusted/residents", response_model=list[schemas.SharedResident])

@@ -130,7 +130,7 @@ def versions_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/me/acp/versions/{version}", response_class=HTMLResponse)
-def version_page(version: int, request: Request, session: SessionDep) -> Response:
+def version_page(version: s.VersionNumber, request: Request, session: SessionDep) -> Response:
     rid = signed_in(request, session)
     try:
         plan = service.read_version(session=session, actor=resident_actor(rid), version=version)

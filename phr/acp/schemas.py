@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+from datetime import date
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+from phr.jsontypes import UtcDateTime
 
 Choice = Literal["want", "do_not_want", "trial", "undecided"]
 Place = Literal["home", "hospital", "care_facility", "palliative_unit", "undecided", "other"]
@@ -80,21 +83,25 @@ class AcpRead(BaseModel):
     version: int
     current: bool
     current_version: int
-    recorded_at: datetime
+    recorded_at: UtcDateTime
     consent: str  # Consent/<id>/_history/<version>
     content: AcpContent
+
+
+# A version in a path: bounded, so that no number reaches the database it cannot hold.
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class VersionInfo(BaseModel):
     version: int
     current: bool
-    recorded_at: datetime
+    recorded_at: UtcDateTime
 
 
 class ConversationRead(BaseModel):
     id: str
     held_on: date
-    recorded_at: datetime
+    recorded_at: UtcDateTime
     participants: list[Person]
     note: str
     version_before: int | None
@@ -111,8 +118,8 @@ class InvitationRead(BaseModel):
     id: str
     label: str
     relationship: str
-    invited_at: datetime
-    expires_at: datetime
+    invited_at: UtcDateTime
+    expires_at: UtcDateTime
     accepted: bool
     revoked: bool
     code: str | None = None  # shown once, when the invitation is made
@@ -133,7 +140,7 @@ class SignIn(_Shape):
 class TrustedSessionRead(BaseModel):
     token: str
     token_type: str = "Bearer"
-    expires_at: datetime
+    expires_at: UtcDateTime
     person_id: str
 
 

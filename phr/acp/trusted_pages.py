@@ -22,6 +22,7 @@ from phr.acp import service
 from phr.acp.pages import treatment_groups
 from phr.db import SessionDep, roll_back
 from phr.errors import NotAuthenticated, NotFound, PHRError
+from phr.security import limiter
 from phr.web.render import page
 from phr.web.security import SignInRequired, WebRoute, check_csrf, secure_cookies
 
@@ -82,10 +83,15 @@ async def _form(request: Request) -> Any:
 @router.post(SIGN_IN)
 async def sign_in(request: Request, session: SessionDep) -> Response:
     form = await _form(request)
+    counters = limiter.sign_in_counters(
+        "trusted-sign-in", account=form.get("login"), address=limiter.client_address(request)
+    )
+    limiter.refuse_if_locked(session, counters)
     try:
         body = s.SignIn(login=form.get("login", ""), passphrase=form.get("passphrase", ""))
         found = service.sign_in(session=session, body=body)
     except (ValidationError, NotAuthenticated):
+        limiter.record_failure(session, counters)
         roll_back(session)  # a wrong passphrase is counted (after the rollback)
         return _signin_page(request, error="trusted.error.signin", status=401)
     return _signed_in(found)
@@ -94,12 +100,18 @@ async def sign_in(request: Request, session: SessionDep) -> Response:
 @router.post("/acp/trusted/accept")
 async def accept(request: Request, session: SessionDep) -> Response:
     form = await _form(request)
+    counters = limiter.sign_in_counters(
+        "trusted-accept", account=form.get("login"), address=limiter.client_address(request)
+    )
+    limiter.refuse_if_locked(session, counters)
     try:
         body = s.AcceptInvitation.model_validate(
             {k: form.get(k, "") for k in ("code", "login", "passphrase", "name")}
         )
         found = service.accept_invitation(session=session, body=body)
-    except (ValidationError, PHRError):
+    except (ValidationError, PHRError) as exc:
+        if isinstance(exc, NotAuthenticated | NotFound):
+            limiter.record_failure(session, counters)
         roll_back(session)
         return _signin_page(request, error="trusted.error.accept", status=400)
     return _signed_in(found)

@@ -23,7 +23,6 @@ from phr.db import Base
 __all__ = [
     "BiometricEnrollment",
     "BiometricPhoto",
-    "BiometricRateWindow",
     "BiometricState",
     "BiometricTemplate",
     "BiometricTombstone",
@@ -103,13 +102,3 @@ class BiometricTombstone(Base):
 
     template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, index=True)
-
-
-class BiometricRateWindow(Base):
-    """Searches per actor per minute, shared by every worker process."""
-
-    __tablename__ = "biometric_rate_window"
-
-    actor_key: Mapped[str] = mapped_column(String(160), primary_key=True)
-    window_start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)

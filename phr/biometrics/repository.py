@@ -7,14 +7,12 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from consent.models import AuditEntry
 from phr.biometrics.models import (
     BiometricEnrollment,
     BiometricPhoto,
-    BiometricRateWindow,
     BiometricState,
     BiometricTemplate,
     BiometricTombstone,
@@ -25,7 +23,6 @@ STATE_ID = 1
 GalleryRow = tuple[str, str, str, str | None, date | None, str | None]
 _state = cast(Table, BiometricState.__table__)
 _templates = cast(Table, BiometricTemplate.__table__)
-_rate = cast(Table, BiometricRateWindow.__table__)
 
 
 # --------------------------------------------------------------------------- generation
@@ -168,22 +165,6 @@ def delete_photo(session: Session, resident_id: str) -> bool:
 
 
 # --------------------------------------------------------------------------- searches
-
-
-def count_search(session: Session, actor_key: str, window_start: datetime) -> int:
-    """Count one search in the actor's window; returns the window's count so far."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(_rate).values(actor_key=actor_key, window_start=window_start, count=1)
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[_rate.c.actor_key, _rate.c.window_start],
-        set_={"count": _rate.c.count + 1},
-    )
-    return int(session.execute(upsert.returning(_rate.c.count)).scalar() or 0)
-
-
-def prune_rate_windows(session: Session, before: datetime) -> None:
-    session.execute(delete(BiometricRateWindow).where(BiometricRateWindow.window_start < before))
 
 
 def was_candidate(

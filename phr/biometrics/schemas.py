@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from phr.jsontypes import UtcDateTime
 
 __all__ = [
     "CandidateRead",
@@ -42,15 +43,15 @@ class TemplateRead(BaseModel):
     id: str
     source: str
     extractor: str | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class EnrollmentRead(BaseModel):
     resident_id: str
     status: str
     consent_version: str
-    consented_at: datetime
-    withdrawn_at: datetime | None
+    consented_at: UtcDateTime
+    withdrawn_at: UtcDateTime | None
     photo_consent: bool
     has_photo: bool
     templates: list[TemplateRead]

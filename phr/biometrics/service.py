@@ -52,6 +52,7 @@ from phr.biometrics.models import BiometricEnrollment, BiometricPhoto
 from phr.biometrics.schemas import EnrollmentRead, TemplateRead
 from phr.db import after_rollback
 from phr.errors import Forbidden, InvalidInput, NotFound, PHRError
+from phr.security import limiter
 from phr.settings import get_settings
 from phr.store.indexer import utcnow
 from phr.store.reader import RecordReader
@@ -556,24 +557,17 @@ def narrowing(
     )
 
 
-def _actor_key(actor: Actor) -> str:
-    return f"{actor.organization_id}|{actor.user_id or actor.client_id or actor.kind}"[:160]
-
-
 def _rate_limit(session: Session, actor: Actor) -> None:
     per_minute = get_settings().biometric_searches_per_minute
-    now = utcnow()
-    window = now.replace(second=0, microsecond=0)
-    count = repo.count_search(session, _actor_key(actor), window)
-    if count == 1:
-        repo.prune_rate_windows(session, window - timedelta(minutes=10))
-    if count > per_minute:
-        _refused(session, actor, audit.Access(SEARCH_ACTION, "deny", detail="rate limit"))
-        retry = 60 - now.second
-        raise RateLimited(
-            f"at most {per_minute} face searches per minute; retry in {retry} s",
-            headers={"Retry-After": str(retry)},
+    try:
+        limiter.count_lookup(
+            session, limiter.Counter("face-search", limiter.actor_key(actor), per_minute, 60)
         )
+    except limiter.TooManyAttempts as exc:
+        _refused(session, actor, audit.Access(SEARCH_ACTION, "deny", detail="rate limit"))
+        raise RateLimited(
+            f"at most {per_minute} face searches per minute; {exc.message}", headers=exc.headers
+        ) from None
 
 
 def identify(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from phr.biometrics.schemas import SearchCreate
+from phr.jsontypes import UtcDateTime
 
 Method = Literal["face", "card", "demographic"]
 ConfirmMethod = Literal["card", "birth_date", "visual"]
@@ -34,12 +35,12 @@ class IncidentRead(BaseModel):
     id: str
     status: str
     ems_organization_id: str
-    opened_at: datetime
+    opened_at: UtcDateTime
     district: str | None
     confirmed: bool
     confirmed_method: str | None
     hospital_id: str | None
-    closed_at: datetime | None
+    closed_at: UtcDateTime | None
     candidates: list[CandidateRead] = []
 
 
@@ -86,7 +87,7 @@ class Vitals(_Shape):
     spo2: int | None = Field(default=None, ge=30, le=100)
     temperature: float | None = Field(default=None, ge=25, le=45)
     jcs: Literal[0, 1, 2, 3, 10, 20, 30, 100, 200, 300] | None = None
-    measured_at: datetime | None = None
+    measured_at: UtcDateTime | None = None
 
 
 class Finding(_Shape):
@@ -126,7 +127,7 @@ class Person(BaseModel):
 
 class AcpBlock(BaseModel):
     version: int
-    recorded_at: datetime
+    recorded_at: UtcDateTime
     do: list[str]
     do_not: list[str]
     undecided: list[str]
@@ -152,7 +153,7 @@ class EmergencySummary(BaseModel):
     incident_id: str
     consent: Literal["granted", "none"]
     message: str
-    generated_at: datetime
+    generated_at: UtcDateTime
     patient: PatientBlock | None = None
     allergies: list[Item] = []
     medications: list[Item] = []

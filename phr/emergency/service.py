@@ -28,7 +28,9 @@ from phr.acp import keys
 from phr.db import after_rollback
 from phr.emergency import flows, identify, repository, schemas
 from phr.emergency.models import Incident, IncidentCandidate, IncidentNote
-from phr.errors import Forbidden, InvalidInput, NotFound, PHRError
+from phr.errors import Forbidden, InvalidInput, NotFound
+from phr.security import limiter
+from phr.settings import get_settings
 from phr.store import repository as repo
 from phr.store.indexer import iso_instant, utcnow
 from phr.store.reader import RecordReader
@@ -62,10 +64,8 @@ NOT_IDENTIFIED = "該当者なし（一致する1名を特定できません）/
 MAX_IDENTIFY_ATTEMPTS = 10
 
 
-class TooManyAttempts(PHRError):
-    status_code = 429
-    code = "throttled"
-    error = "too_many_attempts"
+# Across incidents, an actor's lookups are limited too (phr.security.limiter).
+TooManyAttempts = limiter.TooManyAttempts
 
 
 class Candidate(Protocol):
@@ -273,6 +273,16 @@ def _attempt(session: Session, actor: Actor, incident: Incident) -> None:
             f"more than {MAX_IDENTIFY_ATTEMPTS} lookups for this incident; open a new one "
             "if this is really another patient"
         )
+    settings = get_settings()
+    limiter.count_lookup(
+        session,
+        limiter.Counter(
+            "emergency-identify",
+            limiter.actor_key(actor),
+            settings.lookups_per_actor,
+            settings.lookup_window_seconds,
+        ),
+    )
     incident.identify_attempts += 1
 
 

@@ -101,10 +101,18 @@ _DATE_RE = re.compile(
 
 
 def date_range(text: str) -> tuple[datetime, datetime] | None:
-    """[low, high) in naive UTC for a FHIR date, dateTime or instant at its precision."""
+    """[low, high) in naive UTC for a FHIR date, dateTime or instant at its precision;
+    None when it is not one (the pattern alone lets month 13 or 25:61 through)."""
     m = _DATE_RE.match(text.strip())
     if not m:
         return None
+    try:
+        return _range(m)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _range(m: re.Match[str]) -> tuple[datetime, datetime]:
     y = int(m["y"])
     if m["m"] is None:
         return datetime(y, 1, 1), datetime(y + 1, 1, 1)

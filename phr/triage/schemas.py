@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from phr.jsontypes import UtcDateTime
 
 Urgency = Literal["white", "green", "yellow", "orange", "red"]
 Capability = Literal[
@@ -64,7 +65,7 @@ class EvaluateIn(BaseModel):
     subject: Literal["self", "other"] = Field(
         "self", description="'other': asking for someone else (a child, a neighbour)"
     )
-    at: datetime | None = Field(None, description="when (decides night/holiday advice)")
+    at: UtcDateTime | None = Field(None, description="when (decides night/holiday advice)")
     record: bool = Field(
         True, description="signed in: keep the result in my record (false: do not)"
     )
@@ -184,7 +185,7 @@ class HospitalRead(BaseModel):
     accepts_24h: bool
     accepting: bool
     free_beds: int
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class AvailabilityIn(BaseModel):
