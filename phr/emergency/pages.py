@@ -11,13 +11,13 @@ a failed request — its refusal stays in the access log — and the page says s
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
@@ -25,7 +25,7 @@ from consent.actors import Actor
 from consent.staff import service as staff_service
 from consent.staff.auth import COOKIE_NAME, clear_session_cookie, current_staff, session_token
 from consent.staff.endpoints import LOGIN_PATH
-from phr.biometrics.extractor import ExtractorUnavailable, NoFaceFound
+from phr.biometrics.extractor import ExtractorUnavailable, NoFaceFound, default_extractor
 from phr.biometrics.extractor import available as face_extra_installed
 from phr.biometrics.service import RateLimited
 from phr.db import SessionDep, roll_back
@@ -224,10 +224,16 @@ def _by_face(session: Session, actor: Actor, incident_id: str, form: Any) -> Fla
         raise InvalidInput("the photo is too large")
     if not face_extra_installed():
         raise ExtractorUnavailable("the face extra is not installed on this server")
+    # The template first (the slow part, no database), then a fresh snapshot for the
+    # search's writes: on SQLite a transaction whose reads are older than another
+    # commit cannot write at all (the audit chainer commits in the background).
+    vector = default_extractor().extract(image)
+    if session.get_bind().dialect.name == "sqlite":
+        session.rollback()
     probe = schemas.FaceProbe.model_validate(
         {
             **_fields(form, ("sex", "age_min", "age_max", "district")),
-            "image": base64.b64encode(image).decode(),
+            "embedding": vector.tolist(),
         }
     )
     result = service.identify_by_face(
@@ -310,7 +316,20 @@ async def crew_step(incident_id: str, step: str, request: Request, session: Sess
     return _to(incident_id, **flags)
 
 
-def _photo(data: bytes, media_type: str) -> Response:
+def _photo(session: Session, fetch: Callable[[], tuple[bytes, str]]) -> Response:
+    """A photo, no-store. The page loads both photos at once and each fetch writes its
+    access-log entry: on SQLite one of two such transactions can be refused at once
+    (a stale snapshot cannot write), so it is undone and tried again."""
+    for attempt in range(3):
+        try:
+            data, media_type = fetch()
+            break
+        except NotFound:
+            return Response(status_code=404, headers={"Cache-Control": "no-store"})
+        except OperationalError:
+            if attempt == 2 or session.get_bind().dialect.name != "sqlite":
+                raise
+            roll_back(session)
     return Response(
         data,
         media_type=media_type,
@@ -324,10 +343,7 @@ def taken_photo(incident_id: str, request: Request, session: SessionDep) -> Resp
     actor = _crew(request, session)
     if isinstance(actor, Response):
         return actor
-    try:
-        return _photo(photos.taken_photo(session, actor, incident_id), "image/png")
-    except NotFound:
-        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    return _photo(session, lambda: (photos.taken_photo(session, actor, incident_id), "image/png"))
 
 
 @router.get("/ems/incidents/{incident_id}/photos/candidates/{candidate_id}")
@@ -338,10 +354,9 @@ def candidate_photo(
     actor = _crew(request, session)
     if isinstance(actor, Response):
         return actor
-    try:
-        return _photo(*photos.candidate_photo(session, actor, incident_id, candidate_id))
-    except NotFound:
-        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    return _photo(
+        session, lambda: photos.candidate_photo(session, actor, incident_id, candidate_id)
+    )
 
 
 @router.post("/ems/signout")

@@ -193,3 +193,14 @@ def test_the_shelter_list_and_who_needs_support(session: Session, world: dict[st
     service.leave(session, desk(), h.id)
     assert [e.intake_id for e in service.shelter_list(session, desk(), reader(session))] == [t.id]
     assert view(session, h.id).patient is None
+
+
+def test_an_acp_on_file_is_a_flag_not_its_content(session: Session, world: dict[str, Any]) -> None:
+    from tests.emergency.test_flow import save_acp
+
+    save_acp(session, world["hanako"])
+    disaster_consent(session, world["hanako"])
+    v = view(session, check_in(session).id)
+    assert v.acp_on_file and v.acp_date
+    assert [n.code for n in v.needs][-1] == "acp"
+    assert "延命" not in v.model_dump_json() and "筑波 一郎" not in v.model_dump_json()
