@@ -112,3 +112,32 @@ def test_the_desk_pages(session: Session, world: dict[str, Any], desk_browser: A
     nurse = desk_browser("takezono-naika", "nurse")
     assert nurse.get("/modules/shelter/").status_code == 403
     assert re.search(r"避難所職員", text_of(nurse.get("/modules/shelter/").text))
+
+
+def test_the_resident_turns_the_disaster_consent_on_in_the_web_app(
+    session: Session, client: TestClient, world: dict[str, Any], tmp_path: Any
+) -> None:
+    from consent.identity import cards
+    from consent.policy import service as policy
+    from tests.web.conftest import sign_in
+
+    cards.issue_card(session, world["hanako"], out_dir=tmp_path / "cards")
+    session.commit()
+    sign_in(client, world["hanako"])
+    page = client.get("/me/emergency")
+    assert "災害時に避難所へ見せますか" in text_of(page.text)
+    r = client.post(
+        "/me/disaster",
+        data={"csrf_token": csrf_of(page.text), "enabled": "on"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"].endswith("done=disaster_on")
+    from consent.actors import Actor
+
+    [c] = [
+        c
+        for c in policy.list_consents(session, Actor(kind="resident", resident_id=world["hanako"]))
+        if c.status == "active"
+    ]
+    assert c.disaster and not c.emergency
+    assert 'id="dis-on" name="enabled" value="on" checked' in client.get("/me/emergency").text
