@@ -316,18 +316,24 @@ async def crew_step(incident_id: str, step: str, request: Request, session: Sess
     return _to(incident_id, **flags)
 
 
-def _photo(session: Session, fetch: Callable[[], tuple[bytes, str]]) -> Response:
-    """A photo, no-store. The page loads both photos at once and each fetch writes its
-    access-log entry: on SQLite one of two such transactions can be refused at once
-    (a stale snapshot cannot write), so it is undone and tried again."""
-    for attempt in range(3):
+def _photo(
+    request: Request, session: Session, fetch: Callable[[Actor], tuple[bytes, str]]
+) -> Response:
+    """A photo for the attending crew, no-store. The page loads both photos at once and
+    each request writes (the access log, the staff session's last-seen time): on SQLite
+    one of two such transactions can be refused at once (a stale snapshot cannot write),
+    so it is undone and tried again."""
+    for attempt in range(4):
         try:
-            data, media_type = fetch()
+            actor = _crew(request, session)
+            if isinstance(actor, Response):
+                return actor
+            data, media_type = fetch(actor)
             break
         except NotFound:
             return Response(status_code=404, headers={"Cache-Control": "no-store"})
         except OperationalError:
-            if attempt == 2 or session.get_bind().dialect.name != "sqlite":
+            if attempt == 3 or session.get_bind().dialect.name != "sqlite":
                 raise
             roll_back(session)
     return Response(
@@ -340,10 +346,9 @@ def _photo(session: Session, fetch: Callable[[], tuple[bytes, str]]) -> Response
 @router.get("/ems/incidents/{incident_id}/photos/taken")
 def taken_photo(incident_id: str, request: Request, session: SessionDep) -> Response:
     """The photo the crew took, for this incident's crew while it is identified."""
-    actor = _crew(request, session)
-    if isinstance(actor, Response):
-        return actor
-    return _photo(session, lambda: (photos.taken_photo(session, actor, incident_id), "image/png"))
+    return _photo(
+        request, session, lambda a: (photos.taken_photo(session, a, incident_id), "image/png")
+    )
 
 
 @router.get("/ems/incidents/{incident_id}/photos/candidates/{candidate_id}")
@@ -351,11 +356,8 @@ def candidate_photo(
     incident_id: str, candidate_id: int, request: Request, session: SessionDep
 ) -> Response:
     """A face candidate's reference photo (only if the resident agreed to one)."""
-    actor = _crew(request, session)
-    if isinstance(actor, Response):
-        return actor
     return _photo(
-        session, lambda: photos.candidate_photo(session, actor, incident_id, candidate_id)
+        request, session, lambda a: photos.candidate_photo(session, a, incident_id, candidate_id)
     )
 
 
