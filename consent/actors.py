@@ -19,6 +19,7 @@ class Purpose(StrEnum):
     PUBLIC_HEALTH = "PUBHLTH"
     PATIENT_ACCESS = "PATRQT"  # the resident reading their own record
     OPERATIONS = "HOPERAT"  # gateway and platform jobs (ingest, migration)
+    DISASTER = "DISASTER"  # disaster relief: shelters continuing residents' care (ADR 0006)
 
 
 PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"

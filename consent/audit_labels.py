@@ -41,6 +41,7 @@ PURPOSES: dict[str, dict[str, str]] = {
         "PUBHLTH": "公衆衛生",
         "PATRQT": "ご本人の閲覧",
         "HOPERAT": "システムの運用",
+        "DISASTER": "災害時の医療の継続",
     },
     "en": {
         "TREAT": "treatment",
@@ -52,6 +53,7 @@ PURPOSES: dict[str, dict[str, str]] = {
         "PUBHLTH": "public health",
         "PATRQT": "your own request",
         "HOPERAT": "platform operations",
+        "DISASTER": "disaster relief (continuing care)",
     },
 }
 
@@ -61,6 +63,7 @@ ROLES: dict[str, dict[str, str]] = {
         "nurse": "看護師",
         "pharmacist": "薬剤師",
         "paramedic": "救急隊員",
+        "shelter_staff": "避難所職員",
         "clerk": "事務職員",
         "analyst": "分析担当者",
         "administrator": "管理者",
@@ -70,6 +73,7 @@ ROLES: dict[str, dict[str, str]] = {
         "nurse": "nurse",
         "pharmacist": "pharmacist",
         "paramedic": "paramedic",
+        "shelter_staff": "shelter staff",
         "clerk": "clerk",
         "analyst": "analyst",
         "administrator": "administrator",

@@ -59,6 +59,7 @@ from phr.store.models import Resource, ResourceSource
 __all__ = [
     "ADMINISTRATIVE_TYPES",
     "CLINICAL_PURPOSES",
+    "DISASTER_SET",
     "EMERGENCY_SET",
     "ROLE_PURPOSES",
     "ROLE_TYPES",
@@ -95,6 +96,9 @@ ROLE_PURPOSES: dict[str, frozenset[Purpose]] = {
     "nurse": CLINICAL_PURPOSES | {Purpose.PUBLIC_HEALTH},
     "pharmacist": CLINICAL_PURPOSES,
     "paramedic": frozenset({Purpose.EMERGENCY, Purpose.TREATMENT, Purpose.TRIAGE}),
+    # Shelter staff read only for disaster relief, and only under the resident's
+    # disaster-time consent while the evacuee is checked in (ADR 0006).
+    "shelter_staff": frozenset({Purpose.DISASTER}),
     "clerk": frozenset({Purpose.TREATMENT, Purpose.HOME_CARE}),
     "analyst": frozenset(),
     "administrator": frozenset(),
@@ -126,6 +130,20 @@ EMERGENCY_SET = (
     "CareTeam",
     "Flag",
     "Observation",
+)
+
+
+# 災害時の情報提供: what a shelter needs to continue a resident's care — who they are,
+# allergies, medicines from every source, problems (including disability certificates),
+# and the advance-directive Consent (only whether an ACP exists is shown).
+DISASTER_SET = (
+    "Patient",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationDispense",
+    "MedicationStatement",
+    "Condition",
+    "Consent",
 )
 
 

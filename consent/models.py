@@ -32,6 +32,7 @@ ORGANIZATION_KINDS = (
     "municipality",
     "insurer",
     "service_provider",
+    "shelter",  # 避難所: an evacuation shelter (the shelter module, docs/shelter.md)
     "platform",
 )
 

@@ -94,6 +94,7 @@ def org() -> None:
             "municipality",
             "insurer",
             "service_provider",
+            "shelter",
         ]
     ),
 )

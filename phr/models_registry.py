@@ -15,7 +15,8 @@ import phr.emergency.models
 import phr.polypharmacy.models
 import phr.security.models
 import phr.store.models
-import phr.triage.models  # noqa: F401
+import phr.triage.models
+import phr_modules.shelter.models  # noqa: F401
 from phr.db import Base
 
 metadata = Base.metadata

@@ -47,6 +47,15 @@ def emergency_consent(
     return service.set_emergency_consent(session, actor, body)
 
 
+@router.put("/api/me/disaster-consent", response_model=schemas.ConsentRead | None)
+def disaster_consent(
+    body: schemas.EmergencyConsentIn, session: SessionDep, actor: ActorDep
+) -> schemas.ConsentRead | None:
+    """The disaster-time consent switch (災害時の情報提供に係る同意): evacuation shelters
+    see the disaster set while the resident is checked in at one (ADR 0006)."""
+    return service.set_disaster_consent(session, actor, body)
+
+
 @router.get("/api/me/consents/preview", response_model=schemas.PreviewRead)
 def preview(
     session: SessionDep,

@@ -44,6 +44,7 @@ class ConsentRead(BaseModel):
     status: str
     decision: str
     emergency: bool
+    disaster: bool = False  # the disaster-time consent (shelters, ADR 0006)
     summary_ja: str
     summary_en: str
     resource: dict  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from consent.actors import PURPOSE_SYSTEM, Actor, Purpose
-from consent.engine import EMERGENCY_SET, decide
+from consent.engine import DISASTER_SET, EMERGENCY_SET, decide
 from consent.policy import schemas
 from consent.policy.models import ANY, BreakGlass, ConsentRule, EmergencyEpisode
 from fhir_gateway.validation import known_type, validate_resource
@@ -39,6 +39,10 @@ PERSON_SYSTEM = "urn:phr:person"
 SENSITIVITY_SYSTEM = "urn:phr:sensitivity"
 RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
 EMERGENCY_CODE = "emergency-preconsent"
+# 災害時の情報提供に係る同意 (ADR 0006): shelters see the disaster set while the resident
+# is checked in. Like the emergency pre-consent, its rules are episode-bound.
+DISASTER_CODE = "disaster-consent"
+EPISODE_BOUND = frozenset({EMERGENCY_CODE, DISASTER_CODE})
 
 PURPOSE_LABELS = {
     Purpose.TREATMENT: ("診療", "treatment"),
@@ -48,6 +52,7 @@ PURPOSE_LABELS = {
     Purpose.MEDICATION_REVIEW: ("服薬確認", "medication review"),
     Purpose.RESEARCH: ("研究", "research"),
     Purpose.PUBLIC_HEALTH: ("公衆衛生・統計", "public health and statistics"),
+    Purpose.DISASTER: ("災害時の医療の継続", "disaster relief (continuing care)"),
 }
 KIND_LABELS = {
     "ems": ("救急隊", "paramedics (EMS)"),
@@ -58,6 +63,7 @@ KIND_LABELS = {
     "municipality": ("市役所", "the city"),
     "insurer": ("保険者", "insurers"),
     "service_provider": ("連携事業者", "service providers"),
+    "shelter": ("避難所", "evacuation shelters"),
 }
 
 
@@ -121,7 +127,11 @@ def _provision(p: schemas.ProvisionIn, decision: str) -> dict[str, Any]:
 
 
 def build_consent(
-    resident_id: str, body: schemas.ConsentCreate, *, emergency: bool = False
+    resident_id: str,
+    body: schemas.ConsentCreate,
+    *,
+    emergency: bool = False,
+    disaster: bool = False,
 ) -> dict[str, Any]:
     provision = _provision(body, body.decision)
     opposite = "deny" if body.decision == "permit" else "permit"
@@ -142,6 +152,18 @@ def build_consent(
                         "system": CATEGORY_SYSTEM,
                         "code": EMERGENCY_CODE,
                         "display": "緊急時の情報開示に係る事前同意",
+                    }
+                ]
+            }
+        )
+    if disaster:
+        category.append(
+            {
+                "coding": [
+                    {
+                        "system": CATEGORY_SYSTEM,
+                        "code": DISASTER_CODE,
+                        "display": "災害時の情報提供に係る同意",
                     }
                 ]
             }
@@ -196,11 +218,9 @@ def flatten(consent: dict[str, Any], resident_id: str) -> list[dict[str, Any]]:
     """Rule rows of one active Consent (nested provisions inherit what they omit)."""
     if consent.get("status") != "active":
         return []
-    emergency = any(
-        c.get("code") == EMERGENCY_CODE
-        for cat in consent.get("category", []) or []
-        for c in cat.get("coding", []) or []
-    )
+    # Episode-bound (emergency pre-consent, disaster consent): in force only while an
+    # episode involving the reader's organisation is open.
+    emergency = bool(_category_codes(consent) & EPISODE_BOUND)
     rows: list[dict[str, Any]] = []
 
     def walk(p: dict[str, Any], inherited: dict[str, Any], depth: int) -> None:
@@ -278,12 +298,20 @@ def _require_resident(actor: Actor) -> str:
     return actor.resident_id
 
 
+def _category_codes(consent: dict[str, Any]) -> set[str]:
+    return {
+        str(c.get("code"))
+        for cat in consent.get("category", []) or []
+        for c in cat.get("coding", []) or []
+    }
+
+
 def _is_emergency(consent: dict[str, Any]) -> bool:
-    return any(
-        c.get("code") == EMERGENCY_CODE
-        for cat in consent.get("category", [])
-        for c in cat.get("coding", [])
-    )
+    return EMERGENCY_CODE in _category_codes(consent)
+
+
+def _is_disaster(consent: dict[str, Any]) -> bool:
+    return DISASTER_CODE in _category_codes(consent)
 
 
 def _store(session: Session, consent: dict[str, Any], resident_id: str) -> repo.Written:
@@ -316,6 +344,7 @@ def _read(c: dict[str, Any], version: int) -> schemas.ConsentRead:
         status=c.get("status", ""),
         decision=(c.get("provision") or {}).get("type", "permit"),
         emergency=_is_emergency(c),
+        disaster=_is_disaster(c),
         summary_ja=ja,
         summary_en=en,
         resource=c,
@@ -346,7 +375,9 @@ def update_consent(
     old, _ = _own_consent(session, actor, consent_id)
     if old.get("status") != "active":
         raise Conflict("a revoked consent cannot be changed; make a new one")
-    new = build_consent(actor.resident_id or "", body, emergency=_is_emergency(old))
+    new = build_consent(
+        actor.resident_id or "", body, emergency=_is_emergency(old), disaster=_is_disaster(old)
+    )
     new["id"] = consent_id
     w = _store(session, new, actor.resident_id or "")
     return _read(new, w.version_id)
@@ -366,23 +397,44 @@ def set_emergency_consent(
 ) -> schemas.ConsentRead | None:
     """The emergency pre-consent switch: paramedics and the receiving hospital may see the
     emergency set during an emergency episode."""
+    return _switch(session, actor, body, emergency=True)
+
+
+def set_disaster_consent(
+    session: Session, actor: Actor, body: schemas.EmergencyConsentIn
+) -> schemas.ConsentRead | None:
+    """The disaster-time consent switch (ADR 0006): evacuation shelters may see the disaster
+    set (who the resident is, allergies, medicines, problems, whether an ACP exists) while
+    the resident is checked in at one, for disaster relief."""
+    return _switch(session, actor, body, emergency=False)
+
+
+def _switch(
+    session: Session, actor: Actor, body: schemas.EmergencyConsentIn, *, emergency: bool
+) -> schemas.ConsentRead | None:
     rid = _require_resident(actor)
-    current = [c for c in list_consents(session, actor) if c.emergency and c.status == "active"]
+    current = [
+        c
+        for c in list_consents(session, actor)
+        if c.status == "active" and (c.emergency if emergency else c.disaster)
+    ]
     for c in current:
         revoke_consent(session, actor, c.id)
     if not body.enabled:
         return None
+    kinds, purpose, classes = (
+        (("ems", "hospital"), Purpose.EMERGENCY, EMERGENCY_SET)
+        if emergency
+        else (("shelter",), Purpose.DISASTER, DISASTER_SET)
+    )
     create = schemas.ConsentCreate(
         decision="permit",
-        recipients=[
-            schemas.Recipient(kind="org_kind", value="ems"),
-            schemas.Recipient(kind="org_kind", value="hospital"),
-        ],
-        purposes=[Purpose.EMERGENCY],
-        data_classes=list(EMERGENCY_SET),
+        recipients=[schemas.Recipient(kind="org_kind", value=k) for k in kinds],
+        purposes=[purpose],
+        data_classes=list(classes),
         sensitive_categories=body.sensitive_categories,
     )
-    consent = build_consent(rid, create, emergency=True)
+    consent = build_consent(rid, create, emergency=emergency, disaster=not emergency)
     w = _store(session, consent, rid)
     return _read(consent, w.version_id)
 
@@ -390,7 +442,7 @@ def set_emergency_consent(
 def emergency_consent_holders(session: Session, resident_ids: list[str]) -> set[str]:
     """Which of these residents have an emergency pre-consent in force now.
 
-    For aggregate statistics only (ADR 0006): the caller is a platform service that already
+    For aggregate statistics only (ADR 0007): the caller is a platform service that already
     holds these residents for a purpose they consented to (public health), and lets only
     suppressed counts leave it. The consents themselves stay unreadable to anyone but the
     resident.
@@ -515,8 +567,26 @@ def _require_emergency_org(actor: Actor, kinds: tuple[str, ...] = ("ems",)) -> s
     return actor.organization_id
 
 
-def open_episode(session: Session, actor: Actor, body: schemas.EpisodeCreate) -> EmergencyEpisode:
-    org = _require_emergency_org(actor)
+EPISODE_KINDS = ("ems", "hospital", "shelter")
+
+
+def open_episode(
+    session: Session,
+    actor: Actor,
+    body: schemas.EpisodeCreate,
+    *,
+    kinds: tuple[str, ...] = ("ems",),
+    notice: tuple[str, str] = (
+        "救急隊があなたの緊急時情報を参照できる状態になりました",
+        "Paramedics attending you can now see your emergency information",
+    ),
+    hours: float | None = None,
+) -> EmergencyEpisode:
+    """An episode attended by the actor's organisation: the episode-bound consents of the
+    resident (emergency pre-consent for EMS, disaster consent for a shelter) apply to it
+    while open. ``kinds``: which organisations may open one through this caller; ``hours``:
+    how long it lasts unless closed (default ``PHR_EMERGENCY_EPISODE_HOURS``)."""
+    org = _require_emergency_org(actor, kinds)
     now = utcnow()
     from phr.store.models import Resident
 
@@ -529,23 +599,16 @@ def open_episode(session: Session, actor: Actor, body: schemas.EpisodeCreate) ->
         receiving_organization_id=body.receiving_organization_id,
         opened_by=actor.user_id or actor.client_id or org,
         opened_at=now,
-        expires_at=now + timedelta(hours=get_settings().emergency_episode_hours),
+        expires_at=now + timedelta(hours=hours or get_settings().emergency_episode_hours),
     )
     session.add(ep)
     session.flush()
-    _notify(
-        session,
-        body.patient,
-        actor,
-        "emergency-episode",
-        "救急隊があなたの緊急時情報を参照できる状態になりました",
-        "Paramedics attending you can now see your emergency information",
-    )
+    _notify(session, body.patient, actor, "emergency-episode", *notice)
     return ep
 
 
 def _episode(session: Session, actor: Actor, episode_id: str) -> EmergencyEpisode:
-    org = _require_emergency_org(actor, ("ems", "hospital"))
+    org = _require_emergency_org(actor, EPISODE_KINDS)
     ep = session.get(EmergencyEpisode, episode_id)
     if ep is None or org not in (ep.ems_organization_id, ep.receiving_organization_id):
         raise NotFound(f"episode {episode_id} not found")

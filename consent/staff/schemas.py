@@ -40,9 +40,19 @@ OrganizationKind = Literal[
     "municipality",
     "insurer",
     "service_provider",
+    "shelter",
     "platform",
 ]
-Role = Literal["doctor", "nurse", "pharmacist", "paramedic", "clerk", "analyst", "administrator"]
+Role = Literal[
+    "doctor",
+    "nurse",
+    "pharmacist",
+    "paramedic",
+    "shelter_staff",
+    "clerk",
+    "analyst",
+    "administrator",
+]
 
 
 class _Input(BaseModel):

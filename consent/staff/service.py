@@ -65,7 +65,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROLES = ("doctor", "nurse", "pharmacist", "paramedic", "clerk", "analyst", "administrator")
+ROLES = (
+    "doctor",
+    "nurse",
+    "pharmacist",
+    "paramedic",
+    "shelter_staff",
+    "clerk",
+    "analyst",
+    "administrator",
+)
 _SERVING_KINDS = frozenset(ORGANIZATION_KINDS) - {"platform"}
 # Which kinds of organisation employ each role. The platform organisation only has
 # administrators; municipalities employ public-health nurses (保健師).
@@ -74,6 +83,7 @@ ROLE_ORGANIZATION_KINDS: dict[str, frozenset[str]] = {
     "nurse": frozenset({"hospital", "clinic", "nurse_station", "municipality"}),
     "pharmacist": frozenset({"pharmacy", "hospital"}),
     "paramedic": frozenset({"ems"}),
+    "shelter_staff": frozenset({"shelter"}),  # 避難所の運営・保健担当 (docs/shelter.md)
     "clerk": _SERVING_KINDS,
     "analyst": frozenset({"municipality", "insurer"}),
     "administrator": frozenset(ORGANIZATION_KINDS),

@@ -33,7 +33,7 @@ POPULATION_SERVICES: tuple[dict[str, Any], ...] = (
         "data_categories": [
             "予防接種・健診 Vaccinations and check-ups",
             "服薬 Medicines",
-            "救急時の事前同意の有無（集計のみ、ADR 0006） Emergency pre-consent in force "
+            "救急時の事前同意の有無（集計のみ、ADR 0007） Emergency pre-consent in force "
             "(counted only)",
         ],
         "resource_types": _TYPES,

@@ -79,7 +79,7 @@ def compute(
     if "emergency-consent" in names:
         # The pre-consent is a privacy consent no reader sees: the consent registry says
         # which of these residents (already here for public health) hold one, and only
-        # the suppressed counts leave (ADR 0006).
+        # the suppressed counts leave (ADR 0007).
         holders = emergency_consent_holders(session, frame["resident"].tolist())
         frame["emergency"] = frame["resident"].isin(holders)
     out = {}

@@ -30,6 +30,7 @@ __all__ = [
     "Extractor",
     "ExtractorUnavailable",
     "NoFaceFound",
+    "available",
     "default_extractor",
 ]
 
@@ -120,6 +121,13 @@ class DlibExtractor:
             shape = self._landmarks(pixels, box)
             descriptor = self._model.compute_face_descriptor(pixels, shape)
         return np.asarray(descriptor, dtype=np.float32)
+
+
+def available() -> bool:
+    """Is the ``face`` extra installed (can a photo become a template here)?"""
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in ("dlib", "face_recognition_models", "PIL"))
 
 
 _default: DlibExtractor | None = None

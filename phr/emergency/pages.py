@@ -17,16 +17,21 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from consent.actors import Actor
 from consent.staff import service as staff_service
 from consent.staff.auth import COOKIE_NAME, clear_session_cookie, current_staff, session_token
 from consent.staff.endpoints import LOGIN_PATH
+from phr.biometrics.extractor import ExtractorUnavailable, NoFaceFound, default_extractor
+from phr.biometrics.extractor import available as face_extra_installed
+from phr.biometrics.service import RateLimited
 from phr.db import SessionDep, roll_back
-from phr.emergency import flows, schemas, service, summary
+from phr.emergency import flows, photos, repository, schemas, service, summary
 from phr.emergency.models import Incident
-from phr.errors import Forbidden, NotFound, PHRError
+from phr.errors import Forbidden, InvalidInput, NotFound, PHRError
 from phr.web import repository as web_repository
 from phr.web.render import error_page, page
 from phr.web.security import SignInRequired, WebRoute, check_csrf
@@ -40,6 +45,8 @@ SCOPES = ("user/*.rs",)
 HOSPITAL_ROLES = frozenset({"doctor", "nurse"})
 JCS = (0, 1, 2, 3, 10, 20, 30, 100, 200, 300)
 SEXES = ("female", "male", "other", "unknown")
+FACE_SEXES = ("female", "male", "other")
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
 
 
 class _Refused(Exception):
@@ -95,8 +102,12 @@ def _to(incident_id: str, **flags: str) -> RedirectResponse:
 
 
 def _refusal_key(exc: Exception) -> str:
-    if isinstance(exc, service.TooManyAttempts):
+    if isinstance(exc, service.TooManyAttempts | RateLimited):
         return "throttled"
+    if isinstance(exc, ExtractorUnavailable):
+        return "face_unavailable"
+    if isinstance(exc, NoFaceFound):
+        return "no_face"
     if isinstance(exc, Forbidden):
         return "not_confirmed"
     if isinstance(exc, NotFound):
@@ -148,6 +159,13 @@ def incident_page(incident_id: str, request: Request, session: SessionDep) -> Re
         return error_page(request, "ems.error.not_found_page", status=404)
     incident = service.incident_read(session, row)
     view = _summary(session, actor, row)
+    face = incident.status == flows.OPEN
+    photo_of = {
+        c.id: photos.has_reference_photo(session, row.id, c.id)
+        for c in incident.candidates
+        if face and c.method == "face" and c.status == "candidate"
+    }
+    taken = face and bool(photo_of) and bool(repository.notes(session, row.id, photos.PROBE_KIND))
     hospitals = [o for o in web_repository.organizations(session) if o.kind == "hospital"]
     return page(
         request,
@@ -158,6 +176,10 @@ def incident_page(incident_id: str, request: Request, session: SessionDep) -> Re
         view=view,
         hospitals=hospitals,
         sexes=SEXES,
+        face_sexes=FACE_SEXES,
+        face_extra=face_extra_installed(),
+        photo_of=photo_of,
+        taken_photo=taken,
         jcs=JCS,
         done=request.query_params.get("done"),
         error=request.query_params.get("error"),
@@ -191,10 +213,42 @@ def _by_card(session: Session, actor: Actor, incident_id: str, form: Any) -> Fla
     )
 
 
+def _by_face(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
+    """The photo the crew took (camera or file), narrowed by what they see: the server
+    makes the template (``face`` extra) and runs the 1:N search of the incident flow."""
+    upload = form.get("photo")
+    image = upload.file.read(MAX_PHOTO_BYTES + 1) if isinstance(upload, UploadFile) else b""
+    if not image:
+        raise InvalidInput("take or choose a photo")
+    if len(image) > MAX_PHOTO_BYTES:
+        raise InvalidInput("the photo is too large")
+    if not face_extra_installed():
+        raise ExtractorUnavailable("the face extra is not installed on this server")
+    # The template first (the slow part, no database), then a fresh snapshot for the
+    # search's writes: on SQLite a transaction whose reads are older than another
+    # commit cannot write at all (the audit chainer commits in the background).
+    vector = default_extractor().extract(image)
+    if session.get_bind().dialect.name == "sqlite":
+        session.rollback()
+    probe = schemas.FaceProbe.model_validate(
+        {
+            **_fields(form, ("sex", "age_min", "age_max", "district")),
+            "embedding": vector.tolist(),
+        }
+    )
+    result = service.identify_by_face(
+        session=session, actor=actor, incident_id=incident_id, probe=probe
+    )
+    if result.identified:
+        photos.keep_probe(session, actor, incident_id, image)
+    return _identified(result)
+
+
 def _confirm(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
-    names = ("candidate_id", "method", "birth_date", "certificate")
+    names = ("candidate_id", "method", "birth_date", "certificate", "photo_checked")
     body = schemas.Confirm.model_validate(_fields(form, names))
     service.confirm(session=session, actor=actor, incident_id=incident_id, body=body)
+    photos.forget_probe(session, incident_id)
     return {"done": "confirmed"}
 
 
@@ -225,12 +279,14 @@ def _report(session: Session, actor: Actor, incident_id: str, form: Any) -> Flag
 
 def _close(session: Session, actor: Actor, incident_id: str, form: Any) -> Flags:
     service.close(session=session, actor=actor, incident_id=incident_id)
+    photos.forget_probe(session, incident_id)
     return {"done": "closed"}
 
 
 STEPS: dict[str, Step] = {
     "identify/demographic": _by_demographics,
     "identify/card": _by_card,
+    "identify/face": _by_face,
     "confirm": _confirm,
     "vitals": _vitals,
     "findings": _finding,
@@ -255,7 +311,54 @@ async def crew_step(incident_id: str, step: str, request: Request, session: Sess
     except (PHRError, ValidationError, ValueError) as exc:
         roll_back(session)
         return _to(incident_id, error=_refusal_key(exc))
+    finally:
+        await form.close()  # an uploaded photo's temporary file
     return _to(incident_id, **flags)
+
+
+def _photo(
+    request: Request, session: Session, fetch: Callable[[Actor], tuple[bytes, str]]
+) -> Response:
+    """A photo for the attending crew, no-store. The page loads both photos at once and
+    each request writes (the access log, the staff session's last-seen time): on SQLite
+    one of two such transactions can be refused at once (a stale snapshot cannot write),
+    so it is undone and tried again."""
+    for attempt in range(4):
+        try:
+            actor = _crew(request, session)
+            if isinstance(actor, Response):
+                return actor
+            data, media_type = fetch(actor)
+            break
+        except NotFound:
+            return Response(status_code=404, headers={"Cache-Control": "no-store"})
+        except OperationalError:
+            if attempt == 3 or session.get_bind().dialect.name != "sqlite":
+                raise
+            roll_back(session)
+    return Response(
+        data,
+        media_type=media_type,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/ems/incidents/{incident_id}/photos/taken")
+def taken_photo(incident_id: str, request: Request, session: SessionDep) -> Response:
+    """The photo the crew took, for this incident's crew while it is identified."""
+    return _photo(
+        request, session, lambda a: (photos.taken_photo(session, a, incident_id), "image/png")
+    )
+
+
+@router.get("/ems/incidents/{incident_id}/photos/candidates/{candidate_id}")
+def candidate_photo(
+    incident_id: str, candidate_id: int, request: Request, session: SessionDep
+) -> Response:
+    """A face candidate's reference photo (only if the resident agreed to one)."""
+    return _photo(
+        request, session, lambda a: photos.candidate_photo(session, a, incident_id, candidate_id)
+    )
 
 
 @router.post("/ems/signout")

@@ -33,7 +33,15 @@ PURPOSE_HEADER = "X-Purpose-Of-Use"
 
 
 class ModuleReader(RecordReader):
-    def __init__(self, session: Session, actor: Actor, purpose: Purpose, module: PhrModule):
+    def __init__(
+        self,
+        session: Session,
+        actor: Actor,
+        purpose: Purpose,
+        module: PhrModule,
+        *,
+        identification: bool = False,
+    ):
         if actor.kind == "system":
             raise Forbidden(f"module {module.name} reads only for an authenticated caller")
         if purpose not in module.purposes:
@@ -42,11 +50,32 @@ class ModuleReader(RecordReader):
                 f"declared: {', '.join(sorted(p.value for p in module.purposes))}"
             )
         self.module = module
-        super().__init__(session, replace(actor, service=module.name), purpose)
-        self._access = and_(self._access, Resource.resource_type.in_(sorted(module.resource_types)))
+        self.types = frozenset({"Patient"}) if identification else module.resource_types
+        if not self.types <= module.resource_types:
+            raise Forbidden(f"module {module.name} did not declare the resource type Patient")
+        acting = (
+            _lookup_actor(actor, module.name)
+            if identification
+            else replace(actor, service=module.name)
+        )
+        super().__init__(session, acting, purpose)
+        self._access = and_(self._access, Resource.resource_type.in_(sorted(self.types)))
+
+    @classmethod
+    def for_identification(
+        cls, session: Session, actor: Actor, purpose: Purpose, module: PhrModule
+    ) -> ModuleReader:
+        """A reader for identifying a person in front of the caller (e.g. a shelter's
+        intake): ``Patient`` only, across residents — the platform acting as the module's
+        service for the caller (a ``system`` actor carrying the caller's organisation and
+        user, so the lookup is in the access log as theirs), still gated by the module's
+        PIA. The module may only propose a candidate from it, as ``phr.emergency.identify``
+        does; the record itself is read with the ordinary reader, under the resident's
+        consent."""
+        return cls(session, actor, purpose, module, identification=True)
 
     def _check(self, resource_type: str | None) -> None:
-        if resource_type is not None and resource_type not in self.module.resource_types:
+        if resource_type is not None and resource_type not in self.types:
             raise Forbidden(
                 f"module {self.module.name} did not declare the resource type {resource_type}"
             )
@@ -92,7 +121,7 @@ class ModuleReader(RecordReader):
         for t in types or ():
             self._check(t)
         return super().export(
-            types=list(types or sorted(self.module.resource_types)),
+            types=list(types or sorted(self.types)),
             since=since,
             residents=residents,
             shared=shared,
@@ -113,11 +142,23 @@ class ModuleReader(RecordReader):
             self._check(t)
         return super().compartment(
             resident_id,
-            types=list(types or sorted(self.module.resource_types)),
+            types=list(types or sorted(self.types)),
             since=since,
             action=action,
             batch=batch,
         )
+
+
+def _lookup_actor(actor: Actor, service: str) -> Actor:
+    return Actor(
+        kind="system",
+        client_id=f"{service}-identify",
+        organization_id=actor.organization_id,
+        organization_kind=actor.organization_kind,
+        user_id=actor.user_id,
+        role=actor.role,
+        service=service,
+    )
 
 
 def module_reader(name: str) -> Callable[..., ModuleReader]:

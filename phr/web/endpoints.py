@@ -444,6 +444,7 @@ def emergency_page(request: Request, session: SessionDep) -> Response:
     lang = language(request)
     views = sharing.consent_views(session, service.resident_actor(rid), i18n.Translator(lang))
     preview = sharing.emergency_preview(session, rid, views)
+    consents = policy.list_consents(session, service.resident_actor(rid))
     return page(
         request,
         "emergency.html",
@@ -453,8 +454,24 @@ def emergency_page(request: Request, session: SessionDep) -> Response:
             next((i for t, items in preview.by_type if t == "Patient" for i in items), None)
         ),
         life_protection=get_settings().life_protection_exception,
+        disaster=any(c.disaster and c.status == "active" for c in consents),
         done=request.query_params.get("done"),
     )
+
+
+@router.post("/me/disaster")
+async def disaster_switch(request: Request, session: SessionDep) -> Response:
+    """The disaster-time consent (ADR 0006): shelters see medicines, allergies and
+    problems while the resident is checked in at one."""
+    rid = signed_in(request, session)
+    form = await _form(request)
+    enabled = form.get("enabled") == "on"
+    from consent.policy.schemas import EmergencyConsentIn
+
+    policy.set_disaster_consent(
+        session, service.resident_actor(rid), EmergencyConsentIn(enabled=enabled)
+    )
+    return _back("/me/emergency", done="disaster_on" if enabled else "disaster_off")
 
 
 @router.post("/me/emergency")

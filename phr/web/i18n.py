@@ -15,19 +15,50 @@ from typing import Any
 
 from consent.audit_labels import LANGUAGES, Lang
 
-__all__ = ["DEFAULT", "LANGUAGES", "LANG_COOKIE", "Lang", "Translator", "catalogue", "pick"]
+__all__ = [
+    "DEFAULT",
+    "LANGUAGES",
+    "LANG_COOKIE",
+    "Lang",
+    "Translator",
+    "add_catalogue",
+    "catalogue",
+    "pick",
+]
 
 DEFAULT: Lang = "ja"
 LANG_COOKIE = "phr_lang"
 _DIR = Path(__file__).parent / "messages"
 
 
+# Other packages (platform modules) may bring catalogues of their own: add_catalogue().
+_DIRS: list[Path] = [_DIR]
+
+
+def add_catalogue(directory: Path) -> None:
+    """Let another package keep its messages in its own ``<lang>.json`` files (keys under
+    its own prefix; a key defined twice is an error)."""
+    path = Path(directory)
+    if path not in _DIRS:
+        _DIRS.append(path)
+        catalogue.cache_clear()
+
+
 @lru_cache(maxsize=len(LANGUAGES))
 def catalogue(lang: Lang) -> dict[str, str]:
-    data = json.loads((_DIR / f"{lang}.json").read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise ValueError(f"{lang}.json must be an object")
-    return {str(k): str(v) for k, v in data.items()}
+    out: dict[str, str] = {}
+    for directory in _DIRS:
+        file = directory / f"{lang}.json"
+        if directory != _DIR and not file.exists():
+            continue
+        data = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{file} must be an object")
+        twice = sorted(set(out) & set(data))
+        if twice:
+            raise ValueError(f"{file}: messages defined twice: {twice[:5]}")
+        out.update({str(k): str(v) for k, v in data.items()})
+    return out
 
 
 def pick(query: str | None, cookie: str | None) -> Lang:

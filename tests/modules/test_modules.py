@@ -117,13 +117,13 @@ def test_the_registry_lists_the_module_and_its_pia(
     assert client.get("/api/modules").status_code == 403
     client.cookies.clear()
     client.cookies.update(admin)
-    [m] = client.get("/api/modules").json()
-    assert m["name"] == "example" and m["mount"] == "/modules/example/"
+    [m] = [x for x in client.get("/api/modules").json() if x["name"] == "example"]
+    assert m["mount"] == "/modules/example/"
     assert m["purposes"] == ["TREAT"]
     assert m["resource_types"] == ["AllergyIntolerance", "Patient"]
     assert (m["pia_status"], m["pia_in_force"]) == ("none", False)
     approve_pia(session, resource_types=["Patient"])
-    [m] = client.get("/api/modules").json()
+    [m] = [x for x in client.get("/api/modules").json() if x["name"] == "example"]
     assert (m["pia_status"], m["pia_in_force"]) == ("approved", True)
     assert m["undeclared_in_pia"] == ["AllergyIntolerance"]
     page = client.get("/admin/modules")

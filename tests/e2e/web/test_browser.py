@@ -442,7 +442,7 @@ class TestResidentInTheBrowser:
         p.get_by_label("姓", exact=True).fill(story.HANAKO.family)
         p.get_by_label("名", exact=True).fill(story.HANAKO.given)
         p.get_by_label("生年月日", exact=True).fill(story.HANAKO.birth)
-        p.get_by_label("性別").select_option("female")
+        p.get_by_label("性別", exact=True).select_option("female")
         p.get_by_role("button", name="検索", exact=True).click()
         p.wait_for_url("**done=searched")
         assert story.HANAKO.given not in p.locator("main").inner_text()
