@@ -15,7 +15,7 @@ import phr.emergency.models
 import phr.polypharmacy.models
 import phr.security.models
 import phr.store.models
-import phr.triage.models
+import phr.triage.models  # noqa: F401
 import phr_modules.shelter.models  # noqa: F401
 from phr.db import Base
 
