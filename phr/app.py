@@ -140,6 +140,7 @@ ROUTERS = (
     "phr.acp.pages",
     "phr.acp.trusted_pages",
     "phr.emergency.pages",
+    "phr.homecare.endpoints",
     "phr.modules.endpoints",
     "phr.bulk.endpoints",
     "phr.analytics.endpoints",
