@@ -141,6 +141,7 @@ ROUTERS = (
     "phr.acp.trusted_pages",
     "phr.emergency.pages",
     "phr.homecare.endpoints",
+    "phr.homecare.pages",
     "phr.modules.endpoints",
     "phr.bulk.endpoints",
     "phr.analytics.endpoints",
