@@ -20,6 +20,7 @@ def main() -> None:
     print(f"  home page              {base}/")
     print(f"  resident web app       {base}/me/signin  (demo mode: pick a demo card)")
     print(f"  paramedic tablet       {base}/ems  (staff sign-in; see below)")
+    print(f"  home-care station      {base}/homecare/station  (staff: see homecare-staff.json)")
     print(f"  FHIR API               {base}/fhir  (CapabilityStatement: {base}/fhir/metadata)")
     print(f"  API docs (OpenAPI)     {base}/docs")
     print(f"  SMART configuration    {base}/.well-known/smart-configuration")

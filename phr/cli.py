@@ -314,10 +314,11 @@ def _register_groups() -> None:
     from consent.pia.cli import pia
     from consent.staff.cli import staff
     from phr.bulk.cli import bulk
+    from phr.homecare.cli import homecare
     from phr.polypharmacy.cli import drugs
     from phr.triage.cli import triage
 
-    for group in (card, oidc, staff, pia, audit, triage, drugs, bulk):
+    for group in (card, oidc, staff, pia, audit, triage, drugs, bulk, homecare):
         main.add_command(group)
 
 
