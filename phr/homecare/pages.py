@@ -70,6 +70,7 @@ def _staff(request: Request, session: Session, roles: frozenset[str]) -> Actor |
     actor = staff_service.staff_actor(user, client_id=CLIENT_ID, scopes=SCOPES)
     if actor.role not in roles:
         return error_page(request, "hc.error.role", status=403)
+    repository.begin_write(session)
     return actor
 
 
@@ -129,6 +130,7 @@ def _complaints() -> list[protocols.Protocol]:
 @router.get("/me/homecare", response_class=HTMLResponse)
 def family_page(request: Request, session: SessionDep) -> Response:
     rid = signed_in(request, session)
+    repository.begin_write(session)
     enrolment = repository.active_enrolment(session, rid)
     chosen = protocols.get_protocol(request.query_params.get("complaint") or "")
     requests = [
@@ -159,6 +161,7 @@ def family_page(request: Request, session: SessionDep) -> Response:
 @router.post("/me/homecare/requests")
 async def family_request(request: Request, session: SessionDep) -> Response:
     rid = signed_in(request, session)
+    repository.begin_write(session)
     form = await _form(request)
     complaint = _text(form, "complaint") or ""
     p = protocols.get_protocol(complaint)
@@ -253,6 +256,10 @@ def station_events(request: Request, session: SessionDep) -> Response:
         return actor
     station = actor.organization_id or ""
     once = request.query_params.get("once") == "1"
+    # The request's own transaction ends here (the sign-in check may have written the
+    # session's last use): a stream must not hold a transaction — on SQLite, a writer's
+    # lock — for its whole life.
+    session.commit()
 
     def stream() -> Iterator[str]:
         yield "retry: 2000\n\n"
