@@ -193,6 +193,7 @@ def _board_context(session: Session, actor: Actor) -> dict[str, Any]:
     assert actor.organization_id
     nurses = service.nurses(session, actor.organization_id)
     return {
+        "version": repository.board_version(session, actor.organization_id),
         "rows": rows,
         "names": names,
         "nurses": nurses,

@@ -37,15 +37,16 @@
       });
   }
 
-  var first = true;
+  // The version the page was rendered at; every stream (the browser reconnects after
+  // each one ends) starts by telling the current version, so nothing is missed between.
+  var version = board.getAttribute("data-version");
   var source = new EventSource(board.getAttribute("data-events"));
-  source.addEventListener("change", function () {
-    if (first) {
-      first = false; // the page was rendered with this very state
-      board.setAttribute("data-live", "yes");
-      return;
+  source.addEventListener("change", function (event) {
+    board.setAttribute("data-live", "yes");
+    if (event.data !== version) {
+      version = event.data;
+      refresh();
     }
-    refresh();
   });
   window.setInterval(refresh, 60000);
 })();
