@@ -28,7 +28,7 @@ from consent.staff.models import StaffUser
 from fhir_gateway.ingest import SourceRecord, store_records
 from phr.acp import keys
 from phr.db import after_rollback
-from phr.errors import Conflict, Forbidden, InvalidInput, NotFound
+from phr.errors import Conflict, Forbidden, InvalidInput, NotFound, PHRError
 from phr.homecare import fhir, flows, repository, schemas
 from phr.homecare.models import Enrolment, Order, Request, Step, Stock, Visit
 from phr.polypharmacy import repository as drugs
@@ -752,15 +752,25 @@ def _hand_over(
         birth = patient.get("birthDate")
     except NotFound:
         pass
+    confirmed = False
     if birth and len(birth) == 10:
-        emergency.confirm(
-            session=session,
-            actor=dispatcher,
-            incident_id=incident.id,
-            body=es.Confirm(
-                candidate_id=cands[0].pk, method="birth_date", birth_date=date.fromisoformat(birth)
-            ),
-        )
+        try:
+            emergency.confirm(
+                session=session,
+                actor=dispatcher,
+                incident_id=incident.id,
+                body=es.Confirm(
+                    candidate_id=cands[0].pk,
+                    method="birth_date",
+                    birth_date=date.fromisoformat(birth),
+                ),
+            )
+            confirmed = True
+        except PHRError:
+            # Not confirmed here (the emergency service could not check it): the incident
+            # stays open with its candidate, and the crew confirms at the bedside.
+            pass
+    if confirmed:
         text = (
             "在宅療養支援からの引継ぎ / home-care handover: "
             f"NEWS2 {visit.news2} ({visit.news2_risk}). "
@@ -775,7 +785,13 @@ def _hand_over(
         )
     visit.incident_id = incident.id
     session.flush()
-    _step(session, actor, req, "handover", detail=f"incident {incident.id} at {ems.id}")
+    _step(
+        session,
+        actor,
+        req,
+        "handover",
+        detail=f"incident {incident.id} at {ems.id}" + ("" if confirmed else " (to confirm)"),
+    )
 
 
 def prescribe(
