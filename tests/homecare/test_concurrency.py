@@ -4,12 +4,14 @@ transaction, on the real database (SQLite or PostgreSQL, whichever the suite run
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.staff import service as staff_service
@@ -20,17 +22,37 @@ from phr.homecare.models import Order, Stock, Visit
 from phr.store.models import Resource
 from tests.homecare.conftest import make_world
 
+SCHEMA = "homecare_concurrency"
+
 
 @pytest.fixture
-def committed(engine: Engine) -> Iterator[sessionmaker[Session]]:
-    """Sessions that really commit (the other tests roll back one outer transaction, which
-    other connections could never see). The rows stay: every id is new."""
-    from phr.db import set_session_factory
+def committed(engine: Engine, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions that really commit, on a database of their own (a separate SQLite file, or
+    a separate schema of the PostgreSQL test database), built by the migrations and
+    dropped afterwards: the other tests roll back one outer transaction, which other
+    connections could never see, and must not see these rows either."""
+    from phr.db import make_engine, set_session_factory
+    from phr.migrate import upgrade
 
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    url = os.environ.get("PHR_TEST_DATABASE_URL")
+    if url:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+        own = create_engine(url, connect_args={"options": f"-csearch_path={SCHEMA}"})
+    else:
+        own = make_engine(url=f"sqlite:///{tmp_path / 'concurrency.db'}")
+    upgrade(own)
+    factory = sessionmaker(bind=own, expire_on_commit=False)
     set_session_factory(factory)
-    yield factory
-    set_session_factory(None)
+    try:
+        yield factory
+    finally:
+        set_session_factory(None)
+        own.dispose()
+        if url:
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
 
 
 def _prepared(factory: sessionmaker[Session]) -> tuple[str, str, str, str]:
@@ -45,9 +67,7 @@ def _prepared(factory: sessionmaker[Session]) -> tuple[str, str, str, str]:
         return vid, oid, w.good, w.nurse.user_id or ""
 
 
-def test_two_tablets_giving_at_once_give_once(
-    committed: sessionmaker[Session], engine: Engine
-) -> None:
+def test_two_tablets_giving_at_once_give_once(committed: sessionmaker[Session]) -> None:
     vid, oid, stock_id, nurse_id = _prepared(committed)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
