@@ -166,6 +166,8 @@ ROUTERS = (
     "phr.acp.trusted_pages",
     "phr.emergency.pages",
     "phr.triage.pages",
+    "phr.homecare.endpoints",
+    "phr.homecare.pages",
     "phr.modules.endpoints",
     "phr.bulk.endpoints",
     "phr.analytics.endpoints",

@@ -21,6 +21,7 @@ def main() -> None:
     print(f"  resident web app       {base}/me/signin  (demo mode: pick a demo card)")
     print(f"  paramedic tablet       {base}/ems  (staff sign-in; see below)")
     print(f"  shelter desk           {base}/modules/shelter/  (staff: demo-shelter-staff.json)")
+    print(f"  home-care station      {base}/homecare/station  (staff: see homecare-staff.json)")
     print(f"  FHIR API               {base}/fhir  (CapabilityStatement: {base}/fhir/metadata)")
     print(f"  API docs (OpenAPI)     {base}/docs")
     print(f"  SMART configuration    {base}/.well-known/smart-configuration")

@@ -327,10 +327,11 @@ def _register_groups() -> None:
     from consent.staff.cli import staff
     from phr.biometrics.cli import biometrics
     from phr.bulk.cli import bulk
+    from phr.homecare.cli import homecare
     from phr.polypharmacy.cli import drugs
     from phr.triage.cli import triage
 
-    for group in (card, oidc, staff, pia, audit, triage, drugs, bulk, biometrics):
+    for group in (card, oidc, staff, pia, audit, triage, drugs, bulk, biometrics, homecare):
         main.add_command(group)
 
 

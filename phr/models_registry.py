@@ -12,6 +12,7 @@ import phr.acp.models
 import phr.biometrics.models
 import phr.bulk.models
 import phr.emergency.models
+import phr.homecare.models
 import phr.polypharmacy.models
 import phr.security.models
 import phr.store.models

@@ -184,6 +184,10 @@ def load(residents: int = 1000, seed: int = 20261124, synthea_dir: Path | None =
     from phr_modules.shelter.demo import seed as seed_shelter
 
     seed_shelter([p["id"] for p in creds["example_patients"]])
+
+    from phr.homecare.demo import seed as seed_homecare
+
+    seed_homecare([p["id"] for p in creds["example_patients"][:2]])
     if creds != orgs.read_credentials(creds_path):
         orgs.write_credentials(creds_path, creds)
     progress(f"done; credentials in {creds_path}")

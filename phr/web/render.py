@@ -97,6 +97,7 @@ NAV: list[NavItem] = [
     NavItem("/me/download", "nav.download"),
     NavItem("/me/sharing", "nav.sharing"),
     NavItem("/me/acp", "nav.acp"),
+    NavItem("/me/homecare", "nav.homecare"),
     NavItem("/triage", "nav.triage"),
     NavItem("/me/access-log", "nav.access_log"),
     NavItem("/me/notifications", "nav.notifications"),
