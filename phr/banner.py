@@ -19,6 +19,7 @@ def main() -> None:
     print("Tsukuba PHR is starting")
     print(f"  home page              {base}/")
     print(f"  resident web app       {base}/me/signin  (demo mode: pick a demo card)")
+    print(f"  feeling unwell?        {base}/triage  (self-triage, no sign-in needed)")
     print(f"  paramedic tablet       {base}/ems  (staff sign-in; see below)")
     print(f"  shelter desk           {base}/modules/shelter/  (staff: demo-shelter-staff.json)")
     print(f"  home-care station      {base}/homecare/station  (staff: see homecare-staff.json)")
