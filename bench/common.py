@@ -173,6 +173,10 @@ def server_env(database_url: str, data_dir: Path, port: int) -> dict[str, str]:
         "PHR_ENV": "test",
         # One token lasts a whole benchmark phase.
         "PHR_ACCESS_TOKEN_TTL_SECONDS": "3600",
+        # The simulated crews share a few paramedic accounts and call far more often than
+        # one crew can: the identification limit (PHR_LOOKUPS_PER_ACTOR, proven by
+        # tests/security/test_limits.py) would refuse them, so benchmarks lift it.
+        "PHR_LOOKUPS_PER_ACTOR": os.environ.get("PHR_LOOKUPS_PER_ACTOR", "1000000"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
 
