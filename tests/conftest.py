@@ -20,10 +20,25 @@ DRUGS_CSV = SHARED / "data" / "jp-drugs" / "mhlw-drug-price-list-2025-07-16.csv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+OFF_CI = (
+    " — skipped on this machine only: CI machines have ../shared/data beside the repository"
+    " and .ci/run installs the extras and packages, so in CI this test fails instead"
+)
+
+
 def needs(present: bool, reason: str) -> pytest.MarkDecorator:
     """Skip on a developer machine that lacks an outside input (the shared data next to
     the repository, an optional extra); in CI run anyway, so a missing input fails."""
-    return pytest.mark.skipif(not present and not IN_CI, reason=reason)
+    return pytest.mark.skipif(not present and not IN_CI, reason=reason + OFF_CI)
+
+
+def require(present: bool, reason: str) -> None:
+    """The same at run time: skip off CI (saying so), fail in CI."""
+    if present:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must provide it)")
+    pytest.skip(reason + OFF_CI)
 
 
 @pytest.fixture(scope="session")

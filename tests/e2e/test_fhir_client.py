@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, SYNTHEA_DIR
+from tests.conftest import SYNTHEA_DIR, require
 from tests.e2e.server import (
     ROOT,
     LiveServer,
@@ -82,9 +82,7 @@ def synthea_files() -> list[Path]:
     files = []
     for prefix in BUNDLES:
         found = sorted(SYNTHEA_DIR.glob(f"{prefix}*.json"))
-        if not found and not IN_CI:
-            pytest.skip(f"outside data: Synthea bundle {prefix}*.json not in {SYNTHEA_DIR}")
-        assert found, f"Synthea bundle {prefix}*.json not in {SYNTHEA_DIR}"
+        require(bool(found), f"the Synthea sample bundle {prefix}*.json is not in {SYNTHEA_DIR}")
         files.append(found[0])
     return files
 

@@ -24,7 +24,7 @@ from phr.store import repository as repo
 from phr.store import search as fsearch
 from phr.store.models import ResourceVersion
 from phr.store.reader import RecordReader
-from tests.conftest import IN_CI, SYNTHEA_DIR
+from tests.conftest import SYNTHEA_DIR, require
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,7 @@ SOURCE = f"urn:phr:organization:{ORG}"
 
 def bundle_files() -> list[Path]:
     files = sorted(SYNTHEA_DIR.glob("*.json")) if SYNTHEA_DIR.is_dir() else []
-    if not files and not IN_CI:  # outside data next to the repository; CI always has it
-        pytest.skip(f"outside data: no Synthea bundles (*.json) in {SYNTHEA_DIR}")
-    assert files, f"no Synthea bundles (*.json) in {SYNTHEA_DIR}"
+    require(bool(files), f"the Synthea sample bundles (*.json) are not in {SYNTHEA_DIR}")
     return files
 
 

@@ -9,7 +9,7 @@ import pytest
 from phr.polypharmacy.kb import knowledge_base
 from phr.polypharmacy.master import components
 from phr.polypharmacy.reconcile import reconcile
-from tests.conftest import IN_CI
+from tests.conftest import require
 from tests.polypharmacy.helpers import SYNTHEA, TODAY, catalogue
 
 
@@ -28,9 +28,7 @@ def synthea_requests() -> list[dict]:
 @pytest.fixture(scope="module")
 def requests() -> list[dict]:
     found = synthea_requests()
-    if not found and not IN_CI:  # outside data next to the repository; CI always has it
-        pytest.skip(f"outside data: no Synthea bundles at {SYNTHEA}")
-    assert found, f"no Synthea bundles at {SYNTHEA}"
+    require(bool(found), f"the Synthea sample bundles are not at {SYNTHEA}")
     return found
 
 

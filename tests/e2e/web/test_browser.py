@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import require
 from tests.e2e.server import (
     ROOT,
     LiveServer,
@@ -53,7 +54,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def _require_browser() -> Any:
@@ -65,10 +65,7 @@ def _require_browser() -> Any:
         from playwright.sync_api import sync_playwright
     except ImportError:
         problem = "the playwright package is not installed (pip install -e '.[dev]')"
-    if problem:
-        if IN_CI:
-            pytest.fail(f"browser tests cannot run in CI: {problem}")
-        pytest.skip(problem)
+    require(problem is None, f"browser tests: {problem}")
     return sync_playwright
 
 
